@@ -1,0 +1,25 @@
+"""mindspore-ptq: post-training quantization for LLMs on MindSpore."""
+from setuptools import find_packages, setup
+
+setup(
+    name="mindspore-ptq",
+    version="0.1.0",
+    description="Post-training quantization (A16W8, SmoothQuant A8W8, KV-cache int8) for Llama-family "
+                "networks on MindSpore, in the style of a Golden Stick algorithm plugin.",
+    packages=find_packages(include=["mindspore_ptq*", "network_helpers*"]),
+    python_requires=">=3.9,<3.12",
+    install_requires=[
+        "mindspore>=2.7,<2.8",
+        "mindformers==1.6.0",
+        "numpy<2",
+        "pyyaml",
+        "gguf>=0.10",
+        "tqdm",
+        "matplotlib",
+    ],
+    extras_require={
+        # torch/transformers are test oracles only, never runtime dependencies.
+        "test": ["pytest", "torch==2.13.0", "accelerate"],
+    },
+    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.cli:main"]},
+)
