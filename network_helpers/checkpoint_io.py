@@ -1,0 +1,70 @@
+"""Checkpoint reading and atomic writing with MindSpore's checkpoint API."""
+import os
+from pathlib import Path
+
+import numpy as np
+import mindspore as ms
+
+
+def save_checkpoint_atomic(params, path, choice_func=None):
+    """Save a Cell or {name: array/Tensor/Parameter} to `path` via a temp file and rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(params, dict):
+        params = [{"name": name, "data": ms.Tensor(value) if isinstance(value, np.ndarray) else value}
+                  for name, value in params.items()]
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ckpt")  # MindSpore appends .ckpt otherwise
+    try:
+        ms.save_checkpoint(params, str(tmp), choice_func=choice_func)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+RUNTIME_STATE = ("key_cache", "value_cache")  # buffers rebuilt at run time, never stored
+
+
+def is_runtime_state(name):
+    """True for parameters that hold run-time state (the KV cache) rather than weights."""
+    return name.rsplit(".", 1)[-1] in RUNTIME_STATE
+
+
+def read_checkpoint(path):
+    """{name: Parameter} from a MindSpore checkpoint, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    try:
+        return ms.load_checkpoint(str(path))
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(f"{path} is not a readable MindSpore checkpoint: {err}") from err
+
+
+def load_checkpoint_into(network, path):
+    """Load weights into `network`, checking names, shapes and dtypes first; floats are cast as needed.
+
+    Every network parameter except run-time state must be present with its shape, and every checkpoint entry
+    must belong to the network; any mismatch raises a ValueError that lists the offending names.
+    """
+    stored = read_checkpoint(path)
+    params = {p.name: p for p in network.get_parameters() if not is_runtime_state(p.name)}
+    missing = sorted(set(params) - set(stored))
+    unexpected = sorted(n for n in set(stored) - set(params) if not is_runtime_state(n))
+    wrong_shape = [f"{n}: checkpoint {tuple(stored[n].shape)} vs network {tuple(params[n].shape)}"
+                   for n in sorted(set(params) & set(stored)) if tuple(stored[n].shape) != tuple(params[n].shape)]
+    wrong_dtype = [f"{n}: checkpoint {stored[n].dtype} vs network {params[n].dtype}"
+                   for n in sorted(set(params) & set(stored))
+                   if stored[n].dtype != params[n].dtype and not (stored[n].is_floating_point()
+                                                                 and params[n].is_floating_point())]
+    problems = [(f"missing parameter(s)", missing), ("unexpected parameter(s)", unexpected),
+                ("wrong shape(s)", wrong_shape), ("wrong dtype(s)", wrong_dtype)]
+    message = "; ".join(f"{what} {items[:8]}{' ...' if len(items) > 8 else ''} ({len(items)} in all)"
+                        for what, items in problems if items)
+    if message:
+        raise ValueError(f"checkpoint {path} does not match the network: {message}")
+    for name, param in params.items():
+        value = stored[name]
+        param.set_data(value.astype(param.dtype) if value.dtype != param.dtype else value)
+    return network

@@ -1,0 +1,65 @@
+"""Static (pre-allocated) KV cache: one decode step writes one position and reads the whole cache."""
+import numpy as np
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+
+def scatter_indices(batch_valid_length, n_kv_heads):
+    """(B, H, 1, 3) indices (b, h, position) of the token written by a decode step at length-1."""
+    batch = batch_valid_length.shape[0]
+    b = ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1).broadcast_to((batch, n_kv_heads, 1))
+    h = ops.arange(n_kv_heads, dtype=ms.int32).reshape(1, n_kv_heads, 1).broadcast_to((batch, n_kv_heads, 1))
+    pos = (batch_valid_length.astype(ms.int32) - 1).reshape(batch, 1, 1).broadcast_to((batch, n_kv_heads, 1))
+    return ops.stack((b, h, pos), -1)
+
+
+class StaticKVCache(nn.Cell):
+    """key/value caches of shape (batch, n_kv_heads, seq_length, head_dim).
+
+    `construct(key, value, batch_valid_length)` stores the new key/value (B, H, S, D) and returns the keys and
+    values attention must use: the new ones for a full or prefill pass (S > 1 or no length given) and the whole
+    cache for a decode step (S == 1). Subclasses change how values are stored through `encode`/`decode`.
+    """
+
+    def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
+        super().__init__()
+        shape = (batch_size, n_kv_heads, seq_length, head_dim)
+        self.n_kv_heads, self.seq_length = n_kv_heads, seq_length
+        self.key_cache = Parameter(Tensor(np.zeros(shape), self.storage_dtype(dtype)), name="key_cache",
+                                   requires_grad=False)
+        self.value_cache = Parameter(Tensor(np.zeros(shape), self.storage_dtype(dtype)), name="value_cache",
+                                     requires_grad=False)
+
+    @staticmethod
+    def storage_dtype(compute_dtype):
+        return compute_dtype
+
+    def encode_key(self, key):
+        return key.astype(self.key_cache.dtype)
+
+    def encode_value(self, value):
+        return value.astype(self.value_cache.dtype)
+
+    def decode_key(self, key, dtype):
+        return key.astype(dtype)
+
+    def decode_value(self, value, dtype):
+        return value.astype(dtype)
+
+    def construct(self, key, value, batch_valid_length=None):
+        stored_key, stored_value = self.encode_key(key), self.encode_value(value)
+        if batch_valid_length is None:  # full forward without cache (perplexity, calibration)
+            return self.decode_key(stored_key, key.dtype), self.decode_value(stored_value, value.dtype)
+        seq = key.shape[2]
+        if seq > 1:  # prefill: write positions [0, seq)
+            padded_key = ops.pad(stored_key, (0, 0, 0, self.seq_length - seq))
+            padded_value = ops.pad(stored_value, (0, 0, 0, self.seq_length - seq))
+            key_cache = ops.assign(self.key_cache, padded_key)
+            value_cache = ops.assign(self.value_cache, padded_value)
+            key_out = ops.depend(self.decode_key(stored_key, key.dtype), key_cache)
+            value_out = ops.depend(self.decode_value(stored_value, value.dtype), value_cache)
+            return key_out, value_out
+        indices = scatter_indices(batch_valid_length, self.n_kv_heads)
+        key_cache = ops.scatter_nd_update(self.key_cache, indices, stored_key)
+        value_cache = ops.scatter_nd_update(self.value_cache, indices, stored_value)
+        return self.decode_key(key_cache, key.dtype), self.decode_value(value_cache, value.dtype)

@@ -1,0 +1,94 @@
+"""Building blocks of the portable ParallelLlama: standard MindSpore ops only (CPU, GPU and Ascend).
+
+Parameter names mirror MindFormers 1.6 `experimental.infer` so checkpoints are interchangeable:
+linears hold `weight` of shape (out, in), RMSNorm holds `weight`, the embedding holds `embedding_weight`.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.common.initializer import initializer
+
+from .parallel import all_gather_last_dim, all_reduce_sum
+
+
+class RMSNorm(nn.Cell):
+    """y = x / sqrt(mean(x^2) + eps) * weight, computed in float32."""
+
+    def __init__(self, dim, eps=1e-5, param_init_type=ms.float32):
+        super().__init__()
+        self.eps = eps
+        self.weight = Parameter(initializer("ones", (dim,), param_init_type), name="weight")
+
+    def construct(self, x):
+        x32 = x.astype(ms.float32)
+        norm = x32 * ops.rsqrt(ops.mean(ops.square(x32), -1, keep_dims=True) + self.eps)
+        return (norm * self.weight.astype(ms.float32)).astype(x.dtype)
+
+
+class ColumnParallelLinear(nn.Cell):
+    """y = x @ W^T with W (out, in) split along `out` across `tp_size` ranks; optionally gathered."""
+
+    def __init__(self, input_size, output_size, tp_size=1, gather_output=False,
+                 param_init_type=ms.float32, compute_dtype=ms.float32):
+        super().__init__()
+        if output_size % tp_size:
+            raise ValueError(f"output_size {output_size} is not divisible by model_parallel {tp_size}")
+        self.input_size, self.output_size = input_size, output_size
+        self.tp_size, self.gather_output = tp_size, gather_output
+        self.compute_dtype = compute_dtype
+        self.weight = Parameter(initializer("normal", (output_size // tp_size, input_size), param_init_type),
+                                name="weight")
+
+    def construct(self, x):
+        out = ops.matmul(x.astype(self.compute_dtype), self.weight.astype(self.compute_dtype).T)
+        if self.gather_output and self.tp_size > 1:
+            out = all_gather_last_dim(out, self.tp_size)
+        return out
+
+
+class RowParallelLinear(nn.Cell):
+    """y = x @ W^T with W (out, in) split along `in` across ranks; partial sums are all-reduced."""
+
+    def __init__(self, input_size, output_size, tp_size=1, param_init_type=ms.float32,
+                 compute_dtype=ms.float32):
+        super().__init__()
+        if input_size % tp_size:
+            raise ValueError(f"input_size {input_size} is not divisible by model_parallel {tp_size}")
+        self.input_size, self.output_size = input_size, output_size
+        self.tp_size = tp_size
+        self.compute_dtype = compute_dtype
+        self.weight = Parameter(initializer("normal", (output_size, input_size // tp_size), param_init_type),
+                                name="weight")
+
+    def construct(self, x):
+        out = ops.matmul(x.astype(self.compute_dtype), self.weight.astype(self.compute_dtype).T)
+        if self.tp_size > 1:
+            out = all_reduce_sum(out)
+        return out
+
+
+class VocabEmbedding(nn.Cell):
+    """Token embedding table, replicated on every rank."""
+
+    def __init__(self, vocab_size, hidden_size, param_init_type=ms.float32):
+        super().__init__()
+        self.embedding_weight = Parameter(initializer("normal", (vocab_size, hidden_size), param_init_type),
+                                          name="embedding_weight")
+
+    def construct(self, input_ids):
+        return ops.gather(self.embedding_weight, input_ids, 0)
+
+
+def rotary_tables(head_dim, max_positions, theta):
+    """cos/sin tables (max_positions, head_dim) for rotate-half RoPE: angle[p, i] = p * theta^(-2i/d)."""
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    angles = np.outer(np.arange(max_positions, dtype=np.float64), inv_freq)
+    angles = np.concatenate([angles, angles], axis=-1)
+    return Tensor(np.cos(angles), ms.float32), Tensor(np.sin(angles), ms.float32)
+
+
+def apply_rotary(x, cos, sin):
+    """x * cos + rotate_half(x) * sin, with rotate_half([a, b]) = [-b, a] on the last axis."""
+    half = x.shape[-1] // 2
+    rotated = ops.concat((-x[..., half:], x[..., :half]), -1)
+    return x * cos.astype(x.dtype) + rotated * sin.astype(x.dtype)

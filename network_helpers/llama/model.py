@@ -1,0 +1,152 @@
+"""The portable ParallelLlama, with the cell tree and parameter names of MindFormers 1.6 experimental.infer.
+
+Three call forms of `ParallelLlamaForCausalLM(input_ids, batch_valid_length=None)`:
+- no `batch_valid_length`: a full causal forward without cache, logits (B, S, V) for every position;
+- S > 1 with lengths: prefill of right-padded prompts, fills the KV cache, logits (B, V) at each last token;
+- S == 1 with lengths: one decode step at position length-1 of each row, logits (B, V).
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from .args import LlamaArgs
+from .generation import generate
+from .kv_cache import StaticKVCache
+from .layers import (ColumnParallelLinear, RMSNorm, RowParallelLinear, VocabEmbedding, apply_rotary,
+                     rotary_tables)
+from .parallel import tp_rank_and_size
+
+_MASK_VALUE = -1e9
+
+
+class ParallelAttention(nn.Cell):
+    """Grouped-query self-attention with rotary positions and a static KV cache."""
+
+    def __init__(self, args: LlamaArgs):
+        super().__init__()
+        tp, dtype = args.model_parallel, args.compute_dtype
+        self.head_dim = args.head_dim
+        self.n_heads, self.n_kv_heads = args.num_heads // tp, args.n_kv_heads // tp
+        self.n_rep = self.n_heads // self.n_kv_heads
+        self.scale = 1.0 / float(np.sqrt(self.head_dim))
+        kv_size = args.n_kv_heads * args.head_dim
+        linear = dict(tp_size=tp, param_init_type=args.param_init_type, compute_dtype=dtype)
+        self.wq = ColumnParallelLinear(args.hidden_size, args.hidden_size, **linear)
+        self.wk = ColumnParallelLinear(args.hidden_size, kv_size, **linear)
+        self.wv = ColumnParallelLinear(args.hidden_size, kv_size, **linear)
+        self.wo = RowParallelLinear(args.hidden_size, args.hidden_size, **linear)
+        self.kv_cache = StaticKVCache(args.batch_size, self.n_kv_heads, args.seq_length, self.head_dim, dtype)
+
+    def _heads(self, x, n_heads):
+        batch, seq, _ = x.shape
+        return x.reshape(batch, seq, n_heads, self.head_dim).transpose(0, 2, 1, 3)
+
+    def construct(self, x, cos, sin, mask, batch_valid_length=None):
+        batch, seq, _ = x.shape
+        query = apply_rotary(self._heads(self.wq(x), self.n_heads), cos, sin)
+        key = apply_rotary(self._heads(self.wk(x), self.n_kv_heads), cos, sin)
+        value = self._heads(self.wv(x), self.n_kv_heads)
+        key, value = self.kv_cache(key, value, batch_valid_length)
+        # query heads h = g * n_rep + r share kv head g: fold the n_rep queries of a group into rows.
+        query = query.reshape(batch, self.n_kv_heads, self.n_rep * seq, self.head_dim)
+        scores = ops.matmul(query.astype(ms.float32), key.astype(ms.float32).swapaxes(-1, -2)) * self.scale
+        scores = scores.reshape(batch, self.n_kv_heads, self.n_rep, seq, -1) + mask.expand_dims(1)
+        probs = ops.softmax(scores, -1).reshape(batch, self.n_kv_heads, self.n_rep * seq, -1)
+        context = ops.matmul(probs.astype(value.dtype), value)
+        context = context.reshape(batch, self.n_heads, seq, self.head_dim).transpose(0, 2, 1, 3)
+        return self.wo(context.reshape(batch, seq, self.n_heads * self.head_dim))
+
+
+class ParallelMLP(nn.Cell):
+    """SwiGLU feed-forward: w2(silu(w1 x) * w3 x)."""
+
+    def __init__(self, args: LlamaArgs):
+        super().__init__()
+        linear = dict(tp_size=args.model_parallel, param_init_type=args.param_init_type,
+                      compute_dtype=args.compute_dtype)
+        self.w1 = ColumnParallelLinear(args.hidden_size, args.ffn_hidden_size, **linear)
+        self.w3 = ColumnParallelLinear(args.hidden_size, args.ffn_hidden_size, **linear)
+        self.w2 = RowParallelLinear(args.ffn_hidden_size, args.hidden_size, **linear)
+
+    def construct(self, x):
+        return self.w2(ops.silu(self.w1(x)) * self.w3(x))
+
+
+class ParallelTransformerLayer(nn.Cell):
+    """Pre-norm decoder block."""
+
+    def __init__(self, args: LlamaArgs):
+        super().__init__()
+        self.attention_norm = RMSNorm(args.hidden_size, args.rms_norm_eps, args.param_init_type)
+        self.attention = ParallelAttention(args)
+        self.ffn_norm = RMSNorm(args.hidden_size, args.rms_norm_eps, args.param_init_type)
+        self.feed_forward = ParallelMLP(args)
+
+    def construct(self, x, cos, sin, mask, batch_valid_length=None):
+        h = x + self.attention(self.attention_norm(x), cos, sin, mask, batch_valid_length)
+        return h + self.feed_forward(self.ffn_norm(h))
+
+
+class ParallelTransformer(nn.Cell):
+    """Embedding, decoder layers and final norm."""
+
+    def __init__(self, args: LlamaArgs):
+        super().__init__()
+        self.args = args
+        self.tok_embeddings = VocabEmbedding(args.vocab_size, args.hidden_size, args.param_init_type)
+        self.layers = nn.CellList([ParallelTransformerLayer(args) for _ in range(args.num_layers)])
+        self.norm_out = RMSNorm(args.hidden_size, args.rms_norm_eps, args.param_init_type)
+        self.cos, self.sin = rotary_tables(args.head_dim, args.seq_length, args.theta)
+        causal = np.triu(np.full((args.seq_length, args.seq_length), _MASK_VALUE, np.float32), k=1)
+        self.causal_mask = Tensor(causal)
+        self.positions = Tensor(np.arange(args.seq_length, dtype=np.int32))
+
+    def layer_inputs(self, input_ids, batch_valid_length=None):
+        """Hidden states and the (cos, sin, mask) every decoder layer receives."""
+        batch, seq = input_ids.shape
+        hidden = self.tok_embeddings(input_ids).astype(self.args.compute_dtype)
+        if batch_valid_length is None or seq > 1:
+            cos, sin = self.cos[:seq].reshape(1, 1, seq, -1), self.sin[:seq].reshape(1, 1, seq, -1)
+            mask = self.causal_mask[:seq, :seq].reshape(1, 1, seq, seq)
+            return hidden, cos, sin, mask
+        position = batch_valid_length.astype(ms.int32) - 1
+        cos = ops.gather(self.cos, position, 0).reshape(batch, 1, 1, -1)
+        sin = ops.gather(self.sin, position, 0).reshape(batch, 1, 1, -1)
+        future = self.positions.reshape(1, -1) > position.reshape(-1, 1)
+        mask = (future.astype(ms.float32) * _MASK_VALUE).reshape(batch, 1, 1, -1)
+        return hidden, cos, sin, mask
+
+    def construct(self, input_ids, batch_valid_length=None):
+        hidden, cos, sin, mask = self.layer_inputs(input_ids, batch_valid_length)
+        for layer in self.layers:
+            hidden = layer(hidden, cos, sin, mask, batch_valid_length)
+        return self.norm_out(hidden)
+
+
+class ParallelLlamaForCausalLM(nn.Cell):
+    """Llama causal LM; see the module docstring for its three call forms."""
+
+    def __init__(self, args: LlamaArgs):
+        super().__init__()
+        rank, size = tp_rank_and_size()
+        if args.model_parallel not in (1, size):
+            raise ValueError(f"parallel_config.model_parallel is {args.model_parallel} but {size} worker(s) "
+                             f"are running; launch model_parallel workers with msrun")
+        self.args, self.tp_rank = args, rank
+        self.model = ParallelTransformer(args)
+        self.lm_head = ColumnParallelLinear(args.hidden_size, args.vocab_size, tp_size=args.model_parallel,
+                                            gather_output=True, param_init_type=args.param_init_type,
+                                            compute_dtype=args.compute_dtype)
+
+    def construct(self, input_ids, batch_valid_length=None):
+        hidden = self.model(input_ids, batch_valid_length)
+        if batch_valid_length is not None:
+            if input_ids.shape[1] > 1:  # keep only each row's last prompt token
+                last = (batch_valid_length.astype(ms.int32) - 1).reshape(-1, 1, 1)
+                hidden = ops.gather_elements(hidden, 1, last.broadcast_to((hidden.shape[0], 1, hidden.shape[2])))
+            hidden = hidden.reshape(hidden.shape[0], hidden.shape[2])
+        return self.lm_head(hidden).astype(ms.float32)
+
+    def generate(self, input_ids, **kwargs):
+        """Greedy (or sampled) generation; see `network_helpers.llama.generation.generate`."""
+        return generate(self, input_ids, **kwargs)

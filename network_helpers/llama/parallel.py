@@ -1,0 +1,22 @@
+"""Tensor-parallel collectives over MindSpore's world group (used only when model_parallel > 1)."""
+from mindspore import ops
+from mindspore.communication import GlobalComm, get_group_size, get_rank
+from mindspore.communication._comm_helper import _is_initialized
+
+
+def tp_rank_and_size():
+    """(rank, world size) of the initialised communication group, (0, 1) without one."""
+    if not _is_initialized():
+        return 0, 1
+    return get_rank(), get_group_size()
+
+
+def all_reduce_sum(x):
+    """Sum `x` over all ranks."""
+    return ops.AllReduce(ops.ReduceOp.SUM, GlobalComm.WORLD_COMM_GROUP)(x)
+
+
+def all_gather_last_dim(x, tp_size):
+    """Concatenate each rank's `x` along the last axis (AllGather works on axis 0)."""
+    gathered = ops.AllGather(GlobalComm.WORLD_COMM_GROUP)(ops.moveaxis(x, -1, 0))
+    return ops.moveaxis(gathered, 0, -1)
