@@ -137,7 +137,7 @@ def build_squad(ds_path, mode, batch_size, seq_length, max_new_tokens, tokenizer
                        mode, len(chosen) - len(rows), len(chosen), seq_length)
     if not rows:
         raise ValueError(f"no {mode} sample of {ds_path} fits seq_length={seq_length}")
-    return _pipeline(rows, batch_size, seq_length if need_pad else None, _pad_token_id(tokenizer),
+    return _pipeline(rows, batch_size, seq_length if need_pad else None, pad_token_id_of(tokenizer),
                      ignore_token_id, repeat)
 
 
@@ -163,7 +163,7 @@ def _load_shots(prompt_template: PromptTemplate, shots_file: Path) -> Tuple[Squa
     return tuple(by_id[shot_id] for shot_id in prompt_template.shot_ids)
 
 
-def _pad_token_id(tokenizer) -> int:
+def pad_token_id_of(tokenizer) -> int:
     for name in ('pad_token_id', 'eos_token_id'):
         token_id = getattr(tokenizer, name, None)
         if token_id is not None:

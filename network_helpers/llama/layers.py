@@ -25,6 +25,16 @@ class RMSNorm(nn.Cell):
         return (norm * self.weight.astype(ms.float32)).astype(x.dtype)
 
 
+def linear(x, weight, compute_dtype):
+    """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul without materialising weight^T."""
+    if x.dtype != compute_dtype:
+        x = x.astype(compute_dtype)
+    if weight.dtype != compute_dtype:
+        weight = weight.astype(compute_dtype)
+    out = ops.MatMul(transpose_b=True)(x.reshape(-1, x.shape[-1]), weight)
+    return out.reshape(x.shape[:-1] + (weight.shape[0],))
+
+
 class ColumnParallelLinear(nn.Cell):
     """y = x @ W^T with W (out, in) split along `out` across `tp_size` ranks; optionally gathered."""
 
@@ -40,7 +50,7 @@ class ColumnParallelLinear(nn.Cell):
                                 name="weight")
 
     def construct(self, x):
-        out = ops.matmul(x.astype(self.compute_dtype), self.weight.astype(self.compute_dtype).T)
+        out = linear(x, self.weight, self.compute_dtype)
         if self.gather_output and self.tp_size > 1:
             out = all_gather_last_dim(out, self.tp_size)
         return out
@@ -61,7 +71,7 @@ class RowParallelLinear(nn.Cell):
                                 name="weight")
 
     def construct(self, x):
-        out = ops.matmul(x.astype(self.compute_dtype), self.weight.astype(self.compute_dtype).T)
+        out = linear(x, self.weight, self.compute_dtype)
         if self.tp_size > 1:
             out = all_reduce_sum(out)
         return out

@@ -49,10 +49,10 @@ class ParallelAttention(nn.Cell):
         key, value = self.kv_cache(key, value, batch_valid_length)
         # query heads h = g * n_rep + r share kv head g: fold the n_rep queries of a group into rows.
         query = query.reshape(batch, self.n_kv_heads, self.n_rep * seq, self.head_dim)
-        scores = ops.matmul(query.astype(ms.float32), key.astype(ms.float32).swapaxes(-1, -2)) * self.scale
+        scores = ops.BatchMatMul(transpose_b=True)(query.astype(ms.float32), key.astype(ms.float32)) * self.scale
         scores = scores.reshape(batch, self.n_kv_heads, self.n_rep, seq, -1) + mask.expand_dims(1)
         probs = ops.softmax(scores, -1).reshape(batch, self.n_kv_heads, self.n_rep * seq, -1)
-        context = ops.matmul(probs.astype(value.dtype), value)
+        context = ops.BatchMatMul()(probs.astype(value.dtype), value)
         context = context.reshape(batch, self.n_heads, seq, self.head_dim).transpose(0, 2, 1, 3)
         return self.wo(context.reshape(batch, seq, self.n_heads * self.head_dim))
 

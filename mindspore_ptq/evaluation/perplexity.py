@@ -1,0 +1,45 @@
+"""Perplexity over fixed dev windows, and KL divergence / top-1 agreement against a reference network."""
+import time
+
+import numpy as np
+import mindspore as ms
+from tqdm import tqdm
+
+from ..datasets import load_squad
+
+
+def context_windows(dev_path, tokenizer, window=512, n_windows=64):
+    """The unique dev contexts in file order, joined with blank lines, tokenized without special tokens and cut
+    into the first `n_windows` consecutive non-overlapping windows of `window` tokens: (n_windows, window)."""
+    contexts = list(dict.fromkeys(example.context for example in load_squad(dev_path)))
+    ids = np.asarray(tokenizer("\n\n".join(contexts), add_special_tokens=False)["input_ids"], np.int32)
+    available = len(ids) // window
+    if available < n_windows:
+        raise ValueError(f"{dev_path} gives {available} windows of {window} tokens, fewer than {n_windows}")
+    return ids[: n_windows * window].reshape(n_windows, window)
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def evaluate_perplexity(network, windows, reference=None, progress=True):
+    """PPL = exp(mean next-token NLL) over all windows; with `reference` (a network), also the mean
+    KL(reference || network) of next-token distributions and the top-1 agreement in percent."""
+    nll, kl, agree, count = 0.0, 0.0, 0, 0
+    start = time.perf_counter()
+    for window in tqdm(windows, desc="perplexity", unit="window", disable=not progress):
+        ids = ms.Tensor(window[None], ms.int32)
+        logp = _log_softmax(network(ids).asnumpy()[0, :-1].astype(np.float64))
+        targets = window[1:]
+        nll -= logp[np.arange(len(targets)), targets].sum()
+        count += len(targets)
+        if reference is not None:
+            ref_logp = _log_softmax(reference(ids).asnumpy()[0, :-1].astype(np.float64))
+            kl += (np.exp(ref_logp) * (ref_logp - logp)).sum()
+            agree += int((ref_logp.argmax(-1) == logp.argmax(-1)).sum())
+    result = {"ppl": float(np.exp(nll / count)), "tokens": count, "seconds": time.perf_counter() - start}
+    if reference is not None:
+        result.update(kl=float(kl / count), top1=100.0 * agree / count)
+    return result
