@@ -1,0 +1,7 @@
+"""mindspore-ptq: post-training quantization for LLMs on MindSpore (a Golden Stick-style algorithm plugin)."""
+from . import cells  # noqa: F401  (registers the quantized cells)
+from .comp_algo import CompAlgo
+from .config import BackendTarget, Granularity, OutliersSuppressionType, PTQConfig, PTQMode
+from .ptq import PTQ
+
+__all__ = ["CompAlgo", "PTQ", "PTQConfig", "PTQMode", "BackendTarget", "OutliersSuppressionType", "Granularity"]

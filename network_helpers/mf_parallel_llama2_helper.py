@@ -7,20 +7,13 @@ from pathlib import Path
 import mindspore as ms
 
 from .checkpoint_io import load_checkpoint_into
+from .layouts import LlamaLayout
 from .llama import LlamaArgs, ParallelLlamaForCausalLM
 from .network_helper import NetworkHelper
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_ARCHS = ("ParallelLlamaForCausalLM", "LlamaForCausalLM")
-
-# Which cell's output feeds which linears inside one decoder layer (paths relative to the layer).
-LLAMA_SMOOTH_GROUPS = (
-    ("attention_norm", ("attention.wq", "attention.wk", "attention.wv")),
-    ("ffn_norm", ("feed_forward.w1", "feed_forward.w3")),
-    ("feed_forward.w3", ("feed_forward.w2",)),
-)
-
 
 def _tokenizer_from_dir(tokenizer_cfg):
     from transformers import AutoTokenizer
@@ -111,11 +104,6 @@ class MFParallelLlama2Helper(NetworkHelper):
     def generate(self, network, input_ids, max_new_tokens=None, **kwargs):
         return network.generate(input_ids, max_new_tokens=max_new_tokens, **kwargs)
 
-    def decoder_layers(self, network):
-        return [(f"model.layers.{i}", layer) for i, layer in enumerate(network.model.layers)]
-
-    def first_layer_inputs(self, network, input_ids):
-        return network.model.layer_inputs(input_ids)
-
-    def smooth_groups(self):
-        return LLAMA_SMOOTH_GROUPS
+    @property
+    def layout(self):
+        return LlamaLayout()

@@ -1,7 +1,6 @@
 """NetworkHelper: what a quantization algorithm may ask of a network, kept apart from the algorithm.
 
-Architecture knowledge lives here as data (`decoder_layer_paths`, `smooth_groups`), so `mindspore_ptq`
-never names a Llama layer itself.
+Architecture knowledge lives in `layouts` as data, so `mindspore_ptq` never names a Llama layer itself.
 """
 import abc
 
@@ -25,17 +24,7 @@ class NetworkHelper(abc.ABC):
     def generate(self, network, input_ids, max_new_tokens=None, **kwargs):
         """Generate from padded or ragged prompts; returns prompt + new token arrays."""
 
+    @property
     @abc.abstractmethod
-    def decoder_layers(self, network):
-        """[(name, cell)] of the decoder layers, in execution order."""
-
-    @abc.abstractmethod
-    def first_layer_inputs(self, network, input_ids):
-        """(hidden, *extras) that the first decoder layer receives for `input_ids` in a full forward."""
-
-    @abc.abstractmethod
-    def smooth_groups(self):
-        """[(preceding cell path, [linear paths])] relative to a decoder layer: whose output feeds which linears.
-
-        The preceding cell's output channels can absorb an activation smoothing factor exactly.
-        """
+    def layout(self):
+        """Architecture data for the algorithm (see `network_helpers.layouts`)."""

@@ -65,7 +65,7 @@ class RowParallelLinear(nn.Cell):
         if input_size % tp_size:
             raise ValueError(f"input_size {input_size} is not divisible by model_parallel {tp_size}")
         self.input_size, self.output_size = input_size, output_size
-        self.tp_size = tp_size
+        self.tp_size, self.input_is_parallel = tp_size, True
         self.compute_dtype = compute_dtype
         self.weight = Parameter(initializer("normal", (output_size, input_size // tp_size), param_init_type),
                                 name="weight")

@@ -1,0 +1,4 @@
+"""Algorithm modules: each processes one calibrated decoder layer through `process(container, wrappers)`."""
+from .pipeline import build_pipeline
+
+__all__ = ["build_pipeline"]

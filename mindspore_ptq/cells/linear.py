@@ -1,0 +1,145 @@
+"""Quantized linears: the calibrating wrapper and the deployed int8 cells it builds.
+
+Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
+backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
+below 2^24), the fastest kernel MindSpore's CPU offers; Ascend int8 kernels are not wired in yet.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+
+from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear, linear
+from network_helpers.llama.parallel import all_gather_last_dim, all_reduce_sum
+
+from .. import quant_functions as qf
+from ..observers import MinMaxObserver
+from .registry import register
+
+
+def _zeros(shape, dtype):
+    return Tensor(np.zeros(shape), dtype)
+
+
+class WeightQuantLinear(nn.Cell):
+    """A16W8: y = (x @ Wq^T) * weight_scale, Wq int8 (out, in), weight_scale (out,)."""
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, collective=None, tp_size=1):
+        super().__init__()
+        self.compute_dtype, self.collective, self.tp_size = compute_dtype, collective, tp_size
+        self.weight = Parameter(_zeros((output_size, input_size), ms.int8), name="weight", requires_grad=False)
+        self.weight_scale = Parameter(_zeros((output_size,), ms.float32), name="weight_scale",
+                                      requires_grad=False)
+
+    def _collect(self, out):
+        if self.collective == "all_reduce":
+            return all_reduce_sum(out)
+        if self.collective == "all_gather":
+            return all_gather_last_dim(out, self.tp_size)
+        return out
+
+    def construct(self, x):
+        out = linear(x, self.weight, self.compute_dtype) * self.weight_scale.astype(self.compute_dtype)
+        return self._collect(out)
+
+    def set_quant_params(self, weight_q, weight_scale, **_):
+        self.weight.set_data(Tensor(weight_q, ms.int8))
+        self.weight_scale.set_data(Tensor(weight_scale, ms.float32))
+
+
+class ActWeightQuantLinear(WeightQuantLinear):
+    """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
+    y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, collective=None, tp_size=1,
+                 smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, collective, tp_size)
+        self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
+        self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
+        self.smooth = smooth
+        if smooth:
+            self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
+                                          requires_grad=False)
+
+    def quantize_input(self, x):
+        x = x.astype(ms.float32)
+        if self.smooth:
+            x = x * self.smooth_scale
+        q = ops.clip_by_value(ops.round(x / self.input_scale) + self.input_zero_point, qf.QMIN, qf.QMAX)
+        return q.astype(ms.int8)
+
+    def construct(self, x):
+        shifted = self.quantize_input(x).astype(ms.float32) - self.input_zero_point
+        accumulated = linear(shifted, self.weight, ms.float32)
+        out = (accumulated * (self.input_scale * self.weight_scale)).astype(self.compute_dtype)
+        return self._collect(out)
+
+    def set_quant_params(self, weight_q, weight_scale, input_scale=None, input_zero_point=None, smooth_scale=None):
+        super().set_quant_params(weight_q, weight_scale)
+        self.input_scale.set_data(Tensor(np.reshape(input_scale, (1,)), ms.float32))
+        self.input_zero_point.set_data(Tensor(np.reshape(input_zero_point, (1,)), ms.float32))
+        if self.smooth:
+            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
+
+
+def _collective(float_cell):
+    if getattr(float_cell, "tp_size", 1) <= 1:
+        return None
+    if getattr(float_cell, "input_is_parallel", False):
+        return "all_reduce"
+    return "all_gather" if getattr(float_cell, "gather_output", False) else None
+
+
+@register(ColumnParallelLinear, RowParallelLinear)
+class LinearQuantWrapper(nn.Cell):
+    """Stands in for a float linear during `apply()`: observes its input, then runs its quantized form.
+
+    The float cell and the quantized cell are held as plain attributes (not sub-cells), so wrapping renames
+    no parameter; `convert()` puts `quantized` in the network in the wrapper's place.
+    """
+    kind = "linear"
+
+    def __init__(self, name, float_cell, plan):
+        super().__init__()
+        object.__setattr__(self, "float_cell", float_cell)
+        object.__setattr__(self, "quantized", None)
+        self.name, self.plan = name, plan
+        self.observer = MinMaxObserver(name) if plan.activation else None
+        self.input_divisor = None  # SmoothQuant factor s: the deployed cell sees x / s
+
+    @property
+    def weight(self):
+        return self.float_cell.weight
+
+    def construct(self, x):
+        if self.quantized is not None:
+            return self.quantized(x)
+        if self.observer is not None:
+            self.observer.update(x.asnumpy())
+        return self.float_cell(x)
+
+    def build_empty(self):
+        """The deployed cell with zero parameters: its structure depends on the plan alone."""
+        out_features, in_features = self.float_cell.weight.shape
+        common = dict(compute_dtype=self.float_cell.compute_dtype, collective=_collective(self.float_cell),
+                      tp_size=getattr(self.float_cell, "tp_size", 1))
+        if self.plan.activation:
+            cell = ActWeightQuantLinear(in_features, out_features, smooth=self.plan.smooth_multiply, **common)
+        else:
+            cell = WeightQuantLinear(in_features, out_features, **common)
+        object.__setattr__(self, "quantized", cell)
+        return cell
+
+    def quantize(self):
+        """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
+        weight_q, weight_scale = qf.quantize_weight_per_channel(self.float_cell.weight.asnumpy())
+        params = dict(weight_q=weight_q, weight_scale=weight_scale)
+        if self.plan.activation:
+            self.observer.check_seen()
+            divisor = np.ones_like(self.observer.minimum) if self.input_divisor is None else self.input_divisor
+            low, high = (self.observer.minimum / divisor).min(), (self.observer.maximum / divisor).max()
+            params["input_scale"], params["input_zero_point"] = qf.asymmetric_scale_zero_point(low, high)
+            if self.plan.smooth_multiply:
+                params["smooth_scale"] = (1.0 / divisor).astype(np.float32)
+        cell = self.build_empty()
+        cell.set_quant_params(**params)
+        return cell

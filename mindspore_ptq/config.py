@@ -1,0 +1,153 @@
+"""PTQConfig: a self-validating, immutable description of one quantization, with a YAML round trip."""
+import enum
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Optional, Tuple
+
+import yaml
+import mindspore as ms
+
+
+class PTQMode(enum.Enum):
+    QUANTIZE = "quantize"  # calibrate (PyNative) and quantize a float network
+    DEPLOY = "deploy"      # rebuild the quantized structure, to be filled by load_checkpoint
+
+
+class BackendTarget(enum.Enum):
+    NONE = "none"      # portable MindSpore ops (CPU, GPU)
+    ASCEND = "ascend"  # same checkpoint layout; Ascend-specific kernels are not wired in yet
+
+
+class OutliersSuppressionType(enum.Enum):
+    NONE = "none"
+    SMOOTH = "smooth"  # SmoothQuant: move activation outliers into the weights
+
+
+class Granularity(enum.Enum):
+    PER_TENSOR = "per_tensor"
+    PER_CHANNEL = "per_channel"
+
+
+_INT8 = "Int8"
+_DTYPE_NAMES = {None: None, ms.int8: _INT8}
+
+
+def _dtype_name(value, field_name):
+    if value is None or value == ms.int8:
+        return _DTYPE_NAMES[value if value is None else ms.int8]
+    raise ValueError(f"PTQConfig.{field_name}: unsupported dtype {value!r}; only mindspore.int8 or None")
+
+
+@dataclass(frozen=True)
+class PTQConfig:
+    """What to quantize and how. `None` dtypes leave that part in float.
+
+    weight_quant_dtype: int8 -> per-channel symmetric int8 weights (A16W8, or A8W8 with act_quant_dtype).
+    act_quant_dtype: int8 -> static per-tensor asymmetric int8 activations (needs weight quantization).
+    kvcache_quant_dtype: int8 -> KV cache stored as int8 with static per-channel scales (C8).
+    outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization.
+    opname_blacklist: cells whose full name contains any of these strings stay float.
+    """
+    mode: PTQMode = PTQMode.QUANTIZE
+    backend: BackendTarget = BackendTarget.NONE
+    opname_blacklist: Tuple[str, ...] = ()
+    weight_quant_dtype: Optional[ms.dtype.Type] = None
+    act_quant_dtype: Optional[ms.dtype.Type] = None
+    kvcache_quant_dtype: Optional[ms.dtype.Type] = None
+    outliers_suppression: OutliersSuppressionType = OutliersSuppressionType.NONE
+    smooth_alpha: float = 0.5
+    weight_quant_granularity: Granularity = Granularity.PER_CHANNEL
+    act_quant_granularity: Granularity = Granularity.PER_TENSOR
+    kvcache_quant_granularity: Granularity = Granularity.PER_CHANNEL
+
+    def __post_init__(self):
+        for name, kind in (("mode", PTQMode), ("backend", BackendTarget),
+                           ("outliers_suppression", OutliersSuppressionType),
+                           ("weight_quant_granularity", Granularity), ("act_quant_granularity", Granularity),
+                           ("kvcache_quant_granularity", Granularity)):
+            if not isinstance(getattr(self, name), kind):
+                raise TypeError(f"PTQConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
+        for name in ("weight_quant_dtype", "act_quant_dtype", "kvcache_quant_dtype"):
+            _dtype_name(getattr(self, name), name)
+        if isinstance(self.opname_blacklist, str) or not all(isinstance(n, str) for n in self.opname_blacklist):
+            raise TypeError(f"PTQConfig.opname_blacklist must be a list of strings, got {self.opname_blacklist!r}")
+        object.__setattr__(self, "opname_blacklist", tuple(self.opname_blacklist))
+        if self.act_quant_dtype is not None and self.weight_quant_dtype is None:
+            raise ValueError("PTQConfig: activation quantization (act_quant_dtype) needs weight quantization "
+                             "(weight_quant_dtype=int8)")
+        if self.outliers_suppression is OutliersSuppressionType.SMOOTH and self.act_quant_dtype is None:
+            raise ValueError("PTQConfig: outliers_suppression=SMOOTH only applies with act_quant_dtype=int8")
+        if not 0.0 <= self.smooth_alpha <= 1.0:
+            raise ValueError(f"PTQConfig.smooth_alpha must be in [0, 1], got {self.smooth_alpha}")
+        supported = ((self.weight_quant_granularity, Granularity.PER_CHANNEL, "weight_quant_granularity"),
+                     (self.act_quant_granularity, Granularity.PER_TENSOR, "act_quant_granularity"),
+                     (self.kvcache_quant_granularity, Granularity.PER_CHANNEL, "kvcache_quant_granularity"))
+        for value, only, name in supported:
+            if value is not only:
+                raise ValueError(f"PTQConfig.{name}={value.value} is not supported; use {only.value}")
+        if self.weight_quant_dtype is None and self.kvcache_quant_dtype is None:
+            raise ValueError("PTQConfig quantizes nothing: set weight_quant_dtype and/or kvcache_quant_dtype")
+
+    @property
+    def name(self):
+        """Short label, e.g. 'a8w8c8', 'a16w8'."""
+        parts = []
+        if self.weight_quant_dtype is not None:
+            parts.append("a8w8" if self.act_quant_dtype is not None else "a16w8")
+        if self.kvcache_quant_dtype is not None:
+            parts.append("c8")
+        return "".join(parts)
+
+    def quantization_fields(self):
+        """Everything that shapes the quantized checkpoint (all but `mode`), as plain data."""
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "mode":
+                continue
+            if isinstance(value, enum.Enum):
+                value = value.value
+            elif f.name.endswith("_dtype"):
+                value = _dtype_name(value, f.name)
+            elif isinstance(value, tuple):
+                value = list(value)
+            data[f.name] = value
+        return data
+
+    def dump(self, path):
+        """Write the config as YAML (atomically)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(yaml.safe_dump({"mode": self.mode.value, **self.quantization_fields()}, sort_keys=False))
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def from_dict(cls, data, **overrides):
+        """Inverse of `quantization_fields` (plus optional 'mode'); unknown keys are named in the error."""
+        data = {**data, **overrides}
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            raise KeyError(f"unknown PTQConfig field(s): {unknown}")
+        kinds = {"mode": PTQMode, "backend": BackendTarget, "outliers_suppression": OutliersSuppressionType,
+                 "weight_quant_granularity": Granularity, "act_quant_granularity": Granularity,
+                 "kvcache_quant_granularity": Granularity}
+        values = {}
+        for key, value in data.items():
+            if key in kinds and not isinstance(value, kinds[key]):
+                value = kinds[key](value)
+            elif key.endswith("_dtype") and isinstance(value, str):
+                if value != _INT8:
+                    raise ValueError(f"PTQConfig.{key}: unsupported dtype {value!r}")
+                value = ms.int8
+            values[key] = value
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path, **overrides):
+        """Read a config written by `dump`."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"PTQ config not found: {path}")
+        return cls.from_dict(yaml.safe_load(path.read_text()) or {}, **overrides)

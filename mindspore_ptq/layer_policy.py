@@ -1,0 +1,52 @@
+"""Which cells are quantized how: the registry says what can be, the config and blacklist say what is."""
+from dataclasses import dataclass
+
+from .cells.registry import wrapper_for
+from .config import OutliersSuppressionType
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """How one cell is quantized. `smooth_multiply`: the SmoothQuant factor is applied by a multiply in the
+    deployed cell because no preceding cell can absorb it exactly."""
+    path: str
+    kind: str
+    activation: bool = False
+    smooth_multiply: bool = False
+
+
+def is_blacklisted(path, blacklist):
+    """The seed's fuzzy rule: a cell is skipped if any blacklist entry is a substring of its full name."""
+    return any(entry in path for entry in blacklist)
+
+
+def _plan(path, relative_path, kind, config, foldable):
+    if is_blacklisted(path, config.opname_blacklist):
+        return None
+    if kind == "linear" and config.weight_quant_dtype is not None:
+        activation = config.act_quant_dtype is not None
+        smooth = activation and config.outliers_suppression is OutliersSuppressionType.SMOOTH
+        return CellPlan(path, kind, activation, smooth_multiply=smooth and relative_path not in foldable)
+    if kind == "kv_cache" and config.kvcache_quant_dtype is not None:
+        return CellPlan(path, kind)
+    return None
+
+
+def plan_cells(container, prefix, config, smooth_groups=(), only=None):
+    """[(relative path, plan, wrapper class, float cell)] for the registered cells under `container`.
+
+    prefix: the container's full name; only: restrict to these relative paths.
+    """
+    foldable = {linear for _, linears in smooth_groups for linear in linears}
+    plans = []
+    for relative_path, cell in container.cells_and_names():
+        if not relative_path or (only is not None and relative_path not in only):
+            continue
+        wrapper_cls = wrapper_for(cell)
+        if wrapper_cls is None:
+            continue
+        path = f"{prefix}.{relative_path}" if prefix else relative_path
+        plan = _plan(path, relative_path, wrapper_cls.kind, config, foldable)
+        if plan is not None:
+            plans.append((relative_path, plan, wrapper_cls, cell))
+    return plans

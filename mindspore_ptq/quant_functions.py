@@ -1,0 +1,62 @@
+"""Quantization maths on numpy arrays: one equation per function.
+
+Integer grids: symmetric int8 uses [-127, 127] (so -w and w quantize alike); asymmetric int8 uses [-128, 127].
+"""
+import numpy as np
+
+QMIN, QMAX = -128, 127
+SYM_MAX = 127
+
+
+def symmetric_scale(abs_max):
+    """scale = abs_max / 127; an all-zero channel gets scale 1 (its values quantize to 0 exactly)."""
+    abs_max = np.asarray(abs_max, np.float64)
+    return np.where(abs_max > 0, abs_max / SYM_MAX, 1.0).astype(np.float32)
+
+
+def asymmetric_scale_zero_point(minimum, maximum):
+    """scale = (max - min) / 255, zero_point = round(QMIN - min / scale), with 0 kept inside [min, max]."""
+    minimum = np.minimum(np.asarray(minimum, np.float64), 0.0)
+    maximum = np.maximum(np.asarray(maximum, np.float64), 0.0)
+    span = maximum - minimum
+    scale = np.where(span > 0, span / (QMAX - QMIN), 1.0)
+    zero_point = np.clip(np.round(QMIN - minimum / scale), QMIN, QMAX)
+    return scale.astype(np.float32), zero_point.astype(np.float32)
+
+
+def quantize(x, scale, zero_point=0.0, qmin=QMIN, qmax=QMAX):
+    """q = clip(round(x / scale) + zero_point, qmin, qmax) as int8."""
+    q = np.round(np.asarray(x, np.float64) / scale) + zero_point
+    return np.clip(q, qmin, qmax).astype(np.int8)
+
+
+def dequantize(q, scale, zero_point=0.0):
+    """x = (q - zero_point) * scale."""
+    return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
+
+
+def quantize_weight_per_channel(weight):
+    """Symmetric per-output-channel int8: weight (out, in) -> (int8 (out, in), scale (out,))."""
+    weight = np.asarray(weight, np.float32)
+    assert weight.ndim == 2, f"weight must be (out, in), got shape {weight.shape}"
+    scale = symmetric_scale(np.abs(weight).max(axis=1))
+    return quantize(weight, scale[:, None], 0.0, -SYM_MAX, SYM_MAX), scale
+
+
+def fake_quantize(x, scale, zero_point=0.0, qmin=QMIN, qmax=QMAX):
+    """dequantize(quantize(x)): the value an integer kernel sees."""
+    return dequantize(quantize(x, scale, zero_point, qmin, qmax), scale, zero_point)
+
+
+def smooth_scales(act_abs_max, weight_abs_max, alpha):
+    """SmoothQuant factor per input channel: s = act_max^alpha / weight_max^(1 - alpha), clipped to >= 1e-5.
+
+    act_abs_max: (in,) max |X| per input channel; weight_abs_max: (in,) max |W| per input channel over all
+    linears that share the input. X / s and W * s then give the same product.
+    """
+    act_abs_max = np.asarray(act_abs_max, np.float64)
+    weight_abs_max = np.asarray(weight_abs_max, np.float64)
+    assert act_abs_max.shape == weight_abs_max.shape, \
+        f"activation ({act_abs_max.shape}) and weight ({weight_abs_max.shape}) channel counts differ"
+    scale = np.power(np.maximum(act_abs_max, 1e-5), alpha) / np.power(np.maximum(weight_abs_max, 1e-5), 1 - alpha)
+    return np.maximum(scale, 1e-5).astype(np.float32)

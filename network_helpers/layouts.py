@@ -1,0 +1,43 @@
+"""Architecture knowledge that a quantization algorithm needs, as data, keyed by network class."""
+from dataclasses import dataclass
+from typing import Tuple
+
+from .llama import ParallelLlamaForCausalLM
+
+
+@dataclass(frozen=True)
+class LlamaLayout:
+    """Where the decoder layers are, what feeds them, and whose output feeds which linears."""
+    layers_path: str = "model.layers"
+    head_paths: Tuple[str, ...] = ("lm_head",)
+    # (cell whose output feeds the linears, the linears), paths relative to a decoder layer. The feeding
+    # cell's output channels can absorb a per-channel smoothing factor exactly.
+    smooth_groups: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
+        ("attention_norm", ("attention.wq", "attention.wk", "attention.wv")),
+        ("ffn_norm", ("feed_forward.w1", "feed_forward.w3")),
+        ("feed_forward.w3", ("feed_forward.w2",)),
+    )
+
+    def decoder_layers(self, network):
+        """[(full name, cell)] of the decoder layers in execution order."""
+        return [(f"{self.layers_path}.{i}", layer) for i, layer in enumerate(network.model.layers)]
+
+    def first_layer_inputs(self, network, input_ids):
+        """(hidden, cos, sin, mask) that the first decoder layer receives in a full forward."""
+        return network.model.layer_inputs(input_ids)
+
+    def head_inputs(self, network, hidden):
+        """Input of the head cells given the last decoder layer's output."""
+        return network.model.norm_out(hidden)
+
+
+LAYOUTS = {ParallelLlamaForCausalLM: LlamaLayout()}
+
+
+def layout_for(network):
+    """The layout registered for `network`'s class (or a base class)."""
+    for cls in type(network).__mro__:
+        if cls in LAYOUTS:
+            return LAYOUTS[cls]
+    raise TypeError(f"no layout is registered for {type(network).__name__}; known: "
+                    f"{[cls.__name__ for cls in LAYOUTS]} (add one to network_helpers.layouts.LAYOUTS)")
