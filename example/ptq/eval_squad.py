@@ -10,7 +10,10 @@ from pathlib import Path
 
 import mindspore as ms
 
+from mindspore_ptq import PTQ, PTQConfig, PTQMode
+from mindspore_ptq.checkpoint import config_path_for, load_quantized
 from mindspore_ptq.evaluation import context_windows, evaluate_perplexity, evaluate_squad
+from mindspore_ptq.presets import APPROACHES, approach_config
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.checkpoint_io import load_checkpoint_into
 
@@ -21,6 +24,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="example/configs/predict_smollm2_135m.yaml", help="MindFormers YAML")
     parser.add_argument("--load_checkpoint", default=None, help="checkpoint to evaluate (default: the YAML's)")
+    parser.add_argument("--approach", default=None, choices=sorted(APPROACHES),
+                        help="quantized checkpoint's approach (default: read from the PTQ config beside it)")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json", help="SQuAD dev file")
     parser.add_argument("--n_samples", type=int, default=200, help="first N dev questions; 0 skips SQuAD")
     parser.add_argument("--max_new_tokens", type=int, default=24, help="answer length limit in tokens")
@@ -33,9 +38,25 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build(helper, checkpoint):
-    network = helper.create_network(load_checkpoint=checkpoint is None)
-    if checkpoint:
+def deploy_config(checkpoint, approach):
+    """The DEPLOY config for a quantized checkpoint, or None for a float one."""
+    if approach:
+        return approach_config(approach, mode=PTQMode.DEPLOY)
+    if checkpoint and config_path_for(checkpoint).is_file():
+        return PTQConfig.load(config_path_for(checkpoint), mode=PTQMode.DEPLOY)
+    return None
+
+
+def build(helper, checkpoint, approach=None):
+    """Float network, or the quantized structure rebuilt in DEPLOY mode before the checkpoint is loaded."""
+    config = deploy_config(checkpoint, approach)
+    network = helper.create_network(load_checkpoint=checkpoint is None and config is None)
+    if config is not None:
+        ptq = PTQ(config)
+        ptq.apply(network)
+        ptq.convert(network)
+        load_quantized(network, checkpoint, config)
+    elif checkpoint:
         load_checkpoint_into(network, checkpoint)
     return network
 
@@ -46,7 +67,7 @@ def main(argv=None):
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
-    network = build(helper, args.load_checkpoint)
+    network = build(helper, args.load_checkpoint, args.approach)
     results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint}
     # 2. SQuAD F1/EM by greedy generation.
     if args.n_samples:

@@ -1,0 +1,46 @@
+"""Deployed int8 linears against their float cells on random data, within stated bounds."""
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor
+
+from mindspore_ptq import quant_functions as qf
+from mindspore_ptq.cells.linear import ActWeightQuantLinear, WeightQuantLinear
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((2, 5, 32)).astype(np.float32) * 2
+W = RNG.standard_normal((24, 32)).astype(np.float32) / 5
+
+
+def test_weight_only_linear_error_is_bounded_by_half_a_step_per_weight():
+    q, scale = qf.quantize_weight_per_channel(W)
+    cell = WeightQuantLinear(32, 24)
+    cell.set_quant_params(q, scale)
+    got = cell(Tensor(X)).asnumpy()
+    expected = X @ W.T
+    bound = np.abs(X).sum(-1, keepdims=True) * scale / 2  # |sum_j x_j dw_ij| <= sum_j |x_j| * scale_i / 2
+    assert (np.abs(got - expected) <= bound + 1e-5).all()
+    np.testing.assert_allclose(got, X @ qf.dequantize(q, scale[:, None]).T, rtol=1e-5, atol=1e-5)
+
+
+def test_act_weight_linear_equals_integer_reference_and_is_bounded():
+    smooth = RNG.uniform(0.5, 2.0, 32).astype(np.float32)  # the cell multiplies x by this first
+    q, w_scale = qf.quantize_weight_per_channel(W / smooth[None, :])
+    xs = X * smooth
+    x_scale, x_zp = qf.asymmetric_scale_zero_point(xs.min(), xs.max())
+    cell = ActWeightQuantLinear(32, 24, smooth=True)
+    cell.set_quant_params(q, w_scale, x_scale, x_zp, smooth)
+    got = cell(Tensor(X)).asnumpy()
+    xq = qf.quantize(xs, x_scale, x_zp).astype(np.int64)
+    integer = (xq - int(x_zp)) @ q.astype(np.int64).T  # exact int32-style accumulation
+    np.testing.assert_allclose(got, integer * x_scale * w_scale, rtol=1e-5, atol=1e-5)
+    expected = X @ W.T
+    w_abs = np.abs(qf.dequantize(q, w_scale[:, None]))
+    bound = (np.abs(xs).sum(-1, keepdims=True) * w_scale / 2) + (x_scale / 2) * w_abs.sum(-1)
+    assert (np.abs(got - expected) <= bound + 1e-4).all()
+
+
+def test_parameters_are_int8_weights_with_float32_scales():
+    cell = ActWeightQuantLinear(32, 24, smooth=True)
+    dtypes = {name: param.dtype for name, param in cell.parameters_and_names()}
+    assert dtypes == {"weight": ms.int8, "weight_scale": ms.float32, "input_scale": ms.float32,
+                      "input_zero_point": ms.float32, "smooth_scale": ms.float32}

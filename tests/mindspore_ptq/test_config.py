@@ -1,0 +1,48 @@
+"""PTQConfig validation and its YAML round trip."""
+import pytest
+import mindspore as ms
+
+from mindspore_ptq import OutliersSuppressionType, PTQConfig, PTQMode
+from mindspore_ptq.config import Granularity
+from mindspore_ptq.presets import APPROACHES, approach_config
+
+
+@pytest.mark.parametrize("name", sorted(APPROACHES))
+def test_yaml_round_trip(tmp_path, name):
+    config = approach_config(name, mode=PTQMode.DEPLOY)
+    loaded = PTQConfig.load(config.dump(tmp_path / "c.yaml"))
+    assert loaded == config and loaded.name == name
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(act_quant_dtype=ms.int8), "needs weight quantization"),
+    (dict(weight_quant_dtype=ms.uint8), "unsupported dtype"),
+    (dict(weight_quant_dtype=ms.int8, kvcache_quant_dtype=ms.float16), "unsupported dtype"),
+    (dict(), "quantizes nothing"),
+    (dict(weight_quant_dtype=ms.int8, outliers_suppression=OutliersSuppressionType.SMOOTH), "only applies"),
+    (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, smooth_alpha=1.5), "smooth_alpha"),
+    (dict(weight_quant_dtype=ms.int8, weight_quant_granularity=Granularity.PER_TENSOR), "not supported"),
+], ids=["act-without-weight", "uint8", "fp16-kv", "nothing", "smooth-without-act", "alpha", "granularity"])
+def test_invalid_combinations_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        PTQConfig(**kwargs)
+
+
+def test_wrong_types_are_named():
+    with pytest.raises(TypeError, match="mode"):
+        PTQConfig(mode="quantize", weight_quant_dtype=ms.int8)
+    with pytest.raises(TypeError, match="opname_blacklist"):
+        PTQConfig(weight_quant_dtype=ms.int8, opname_blacklist="w2")
+
+
+def test_unknown_yaml_field_is_named(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("weight_quant_dtype: Int8\nsmooth_apha: 0.4\n")
+    with pytest.raises(KeyError, match="smooth_apha"):
+        PTQConfig.load(path)
+
+
+def test_config_is_immutable():
+    config = approach_config("a16w8")
+    with pytest.raises(AttributeError):
+        config.smooth_alpha = 0.9

@@ -1,0 +1,143 @@
+"""PTQ end to end on a tiny Llama: quantize, convert, save, rebuild in DEPLOY mode, load, run in GRAPH_MODE."""
+import numpy as np
+import pytest
+import mindspore as ms
+from mindspore import Tensor
+
+from mindspore_ptq import PTQ, PTQConfig, PTQMode
+from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
+from mindspore_ptq.presets import APPROACHES, approach_config
+from network_helpers.checkpoint_io import is_runtime_state
+from tests.conftest import build_tiny
+
+RNG = np.random.default_rng(1)
+CALIBRATION = [RNG.integers(1, 90, (1, 40)).astype(np.int32) for _ in range(4)]
+PROBE = Tensor(RNG.integers(1, 90, (1, 32)).astype(np.int32))
+# Relative max logit error vs float on the tiny random model (measured 0.03-0.25; these are loose ceilings).
+MAX_RELATIVE_ERROR = {"a16w8": 0.1, "c8": 0.3, "a16w8c8": 0.3, "a8w8": 0.4, "a8w8c8": 0.5}
+
+
+def quantize_tiny(name, **overrides):
+    network = build_tiny()
+    ptq = PTQ(approach_config(name, **overrides))
+    ptq.apply(network, None, CALIBRATION)
+    return network, ptq
+
+
+def stored_signature(network):
+    return {p.name: (tuple(p.shape), p.dtype) for p in network.get_parameters() if not is_runtime_state(p.name)}
+
+
+@pytest.fixture(scope="module", params=sorted(APPROACHES))
+def quantized(request, tmp_path_factory):
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    network, ptq = quantize_tiny(request.param)
+    calibrated_logits = network(PROBE).asnumpy()
+    ptq.convert(network)
+    path = save_quantized(network, tmp_path_factory.mktemp(request.param) / f"{request.param}.ckpt",
+                          approach_config(request.param))
+    return request.param, network, calibrated_logits, path
+
+
+def test_converted_network_is_quantized_and_close_to_float(quantized):
+    name, network, calibrated_logits, _ = quantized
+    assert PTQ.is_converted(network)
+    logits = network(PROBE).asnumpy()
+    np.testing.assert_array_equal(logits, calibrated_logits)  # convert() changes no number
+    reference = build_tiny()(PROBE).asnumpy()
+    assert np.abs(logits - reference).max() / np.abs(reference).max() <= MAX_RELATIVE_ERROR[name]
+    dtypes = {p.name: p.dtype for p in network.get_parameters()}
+    assert (dtypes["model.layers.0.attention.wq.weight"] == ms.int8) == name.startswith("a")
+    assert (dtypes["model.layers.0.attention.kv_cache.key_cache"] == ms.int8) == name.endswith("c8")
+
+
+def test_deploy_rebuilds_exactly_the_saved_parameters_and_outputs(quantized):
+    name, network, _, path = quantized
+    deployed = build_tiny(seed=7)  # other float weights: everything must come from the checkpoint
+    ptq = PTQ(approach_config(name, mode=PTQMode.DEPLOY))
+    ptq.apply(deployed)
+    ptq.convert(deployed)
+    saved = {n: (tuple(p.shape), p.dtype) for n, p in ms.load_checkpoint(str(path)).items()}
+    assert stored_signature(deployed) == {n: (shape, dtype if n.endswith(("_scale", "_zero_point")) or
+                                              dtype != ms.float16 else ms.float32) for n, (shape, dtype) in saved.items()}
+    load_quantized(deployed, path, approach_config(name, mode=PTQMode.DEPLOY))
+    expected = network(PROBE).asnumpy()
+    # float weights were stored as float16, so the deployed network differs from the calibrated one slightly
+    np.testing.assert_allclose(deployed(PROBE).asnumpy(), expected, atol=5e-2 * np.abs(expected).max())
+
+
+def test_deployed_graph_mode_generation_equals_pynative(quantized):
+    name, network, _, _ = quantized
+    prompt = [list(PROBE.asnumpy()[0, :12])]
+    pynative = network.generate(prompt, max_new_tokens=8, eos_token_id=-1)[0]
+    ms.set_context(mode=ms.GRAPH_MODE)
+    graph = network.generate(prompt, max_new_tokens=8, eos_token_id=-1)[0]
+    np.testing.assert_array_equal(graph, pynative)
+
+
+def test_blacklist_keeps_matching_cells_float():
+    network, ptq = quantize_tiny("a8w8c8", opname_blacklist=("w2", "lm_head", "layers.1.attention"))
+    ptq.convert(network)
+    dtypes = {p.name: p.dtype for p in network.get_parameters()}
+    assert dtypes["lm_head.weight"] == ms.float32
+    assert dtypes["model.layers.0.feed_forward.w2.weight"] == ms.float32
+    assert dtypes["model.layers.1.attention.wq.weight"] == ms.float32
+    assert dtypes["model.layers.1.attention.kv_cache.key_cache"] == ms.float32
+    assert dtypes["model.layers.0.attention.wq.weight"] == ms.int8
+    assert "model.layers.0.attention.wo.smooth_scale" in dtypes  # no exact fold for wo: explicit multiply
+    assert "model.layers.0.attention.wq.smooth_scale" not in dtypes  # folded into attention_norm
+
+
+def test_deploy_with_a_checkpoint_of_another_config_fails(quantized, tmp_path):
+    name, _, _, path = quantized
+    other = "a16w8" if name != "a16w8" else "a8w8"
+    with pytest.raises(ValueError, match="quantized with another config"):
+        load_quantized(build_tiny(), path, approach_config(other, mode=PTQMode.DEPLOY))
+    config_path_for(path).rename(tmp_path / "gone.yaml")
+    try:
+        with pytest.raises(FileNotFoundError, match="no PTQ config beside it"):
+            load_quantized(build_tiny(), path, approach_config(name, mode=PTQMode.DEPLOY))
+    finally:
+        (tmp_path / "gone.yaml").rename(config_path_for(path))
+
+
+def test_quantize_needs_pynative_and_data():
+    ms.set_context(mode=ms.GRAPH_MODE)
+    with pytest.raises(RuntimeError, match="PyNative"):
+        PTQ(approach_config("a16w8")).apply(build_tiny(), None, CALIBRATION)
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    with pytest.raises(ValueError, match="empty"):
+        PTQ(approach_config("a16w8")).apply(build_tiny(), None, [])
+    with pytest.raises(ValueError, match="needs a calibration dataset"):
+        PTQ(approach_config("a16w8")).apply(build_tiny())
+
+
+def test_c8_without_a_kv_cache_fails():
+    with pytest.raises(ValueError, match="no \\(non-blacklisted\\) KV cache"):
+        PTQ(approach_config("c8", opname_blacklist=("kv_cache",))).apply(build_tiny(), None, CALIBRATION)
+
+
+def test_nan_in_calibration_activations_is_named():
+    network = build_tiny()
+    weight = network.model.layers[1].attention.wq.weight
+    weight.set_data(Tensor(np.full(weight.shape, np.nan, np.float32)))
+    with pytest.raises(ValueError, match="layers.1.attention.(wo|kv_cache).* NaN or Inf"):
+        PTQ(approach_config("a8w8c8")).apply(network, None, CALIBRATION)
+
+
+def test_saving_over_the_source_checkpoint_is_refused(tmp_path):
+    network, ptq = quantize_tiny("a16w8")
+    ptq.convert(network)
+    source = tmp_path / "float.ckpt"
+    source.write_bytes(b"float weights")
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        save_quantized(network, source, approach_config("a16w8"), source_checkpoint=source)
+    assert source.read_bytes() == b"float weights"
+
+
+def test_convert_before_apply_and_double_apply_fail():
+    with pytest.raises(RuntimeError, match="apply\\(\\) first"):
+        PTQ(approach_config("a16w8")).convert(build_tiny())
+    network, ptq = quantize_tiny("a16w8")
+    with pytest.raises(RuntimeError, match="already applied"):
+        ptq.apply(network, None, CALIBRATION)
