@@ -24,8 +24,8 @@ def _process(container, wrappers, pipeline):
 
 
 def calibrate(network, layout, batches, config, pipeline, progress=True):
-    """Quantize `network` in place from calibration `batches` (input id Tensors); returns all wrappers as
-    [(container, relative path, wrapper)], each already running its quantized form."""
+    """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN);
+    returns all wrappers as [(container, relative path, wrapper)], each already running its quantized form."""
     inputs = [layout.first_layer_inputs(network, ids) for ids in batches]
     done = []
     for name, layer in tqdm(layout.decoder_layers(network), desc="calibrate", unit="layer", disable=not progress):

@@ -89,6 +89,11 @@ class PTQConfig:
             raise ValueError("PTQConfig quantizes nothing: set weight_quant_dtype and/or kvcache_quant_dtype")
 
     @property
+    def needs_calibration_data(self):
+        """Round-to-nearest weights need no data; activation and KV-cache ranges do."""
+        return self.act_quant_dtype is not None or self.kvcache_quant_dtype is not None
+
+    @property
     def name(self):
         """Short label, e.g. 'a8w8c8', 'a16w8'."""
         parts = []

@@ -17,7 +17,8 @@ logger = logging.getLogger(__name__)
 def _calibration_batches(datasets):
     """Input id Tensors from a MindSpore dataset (column 'input_ids') or an iterable of arrays."""
     if datasets is None:
-        raise ValueError("PTQ in QUANTIZE mode needs a calibration dataset (apply(network, helper, datasets))")
+        raise ValueError("PTQ with activation or KV-cache quantization needs a calibration dataset "
+                         "(apply(network, helper, datasets))")
     if hasattr(datasets, "create_dict_iterator"):
         rows = [item["input_ids"] for item in datasets.create_dict_iterator(output_numpy=True)]
     else:
@@ -56,7 +57,7 @@ class PTQ(CompAlgo):
             if ms.get_context("mode") != ms.PYNATIVE_MODE:
                 raise RuntimeError("PTQ calibration runs in PyNative: call "
                                    "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) before apply()")
-            batches = _calibration_batches(datasets)
+            batches = _calibration_batches(datasets) if self.config.needs_calibration_data else []
             self._wrapped = calibrate(network, layout, batches, self.config, build_pipeline(self.config, layout))
         self._check_kv_cache(self._wrapped)
         logger.info("PTQ %s: %d cells quantized", self.config.name, len(self._wrapped))

@@ -10,12 +10,10 @@ from pathlib import Path
 
 import mindspore as ms
 
-from mindspore_ptq import PTQ, PTQConfig, PTQMode
-from mindspore_ptq.checkpoint import config_path_for, load_quantized
 from mindspore_ptq.evaluation import context_windows, evaluate_perplexity, evaluate_squad
 from mindspore_ptq.presets import APPROACHES, approach_config
+from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import load_checkpoint_into
 
 DEFAULT_SQUAD_DIR = os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
 
@@ -38,36 +36,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def deploy_config(checkpoint, approach):
-    """The DEPLOY config for a quantized checkpoint, or None for a float one."""
-    if approach:
-        return approach_config(approach, mode=PTQMode.DEPLOY)
-    if checkpoint and config_path_for(checkpoint).is_file():
-        return PTQConfig.load(config_path_for(checkpoint), mode=PTQMode.DEPLOY)
-    return None
-
-
-def build(helper, checkpoint, approach=None):
-    """Float network, or the quantized structure rebuilt in DEPLOY mode before the checkpoint is loaded."""
-    config = deploy_config(checkpoint, approach)
-    network = helper.create_network(load_checkpoint=checkpoint is None and config is None)
-    if config is not None:
-        ptq = PTQ(config)
-        ptq.apply(network)
-        ptq.convert(network)
-        load_quantized(network, checkpoint, config)
-    elif checkpoint:
-        load_checkpoint_into(network, checkpoint)
-    return network
-
-
 def main(argv=None):
     args = parse_args(argv)
     # 1. Context and network: GRAPH_MODE for deployment.
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
-    network = build(helper, args.load_checkpoint, args.approach)
+    # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
+    network = load_network(helper, args.load_checkpoint, approach_config(args.approach) if args.approach else None)
     results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint}
     # 2. SQuAD F1/EM by greedy generation.
     if args.n_samples:
@@ -80,7 +56,7 @@ def main(argv=None):
     # 3. Perplexity, and KL / top-1 against the reference network.
     if args.ppl_windows:
         windows = context_windows(args.dataset_path, tokenizer, n_windows=args.ppl_windows)
-        reference = build(helper.with_specs(), args.reference_checkpoint) if args.reference_checkpoint else None
+        reference = load_network(helper, args.reference_checkpoint) if args.reference_checkpoint else None
         ppl = evaluate_perplexity(network, windows, reference)
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
         print(f"Perplexity ({len(windows)}x512 windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")

@@ -3,17 +3,13 @@
     python example/ptq/quant_ckpt.py --approach a8w8c8 --n_samples 64 --output_dir outputs/a8w8c8
 """
 import argparse
-import json
 import os
-import time
 from pathlib import Path
 
 import mindspore as ms
 
-from mindspore_ptq import PTQ
-from mindspore_ptq.checkpoint import save_quantized
-from mindspore_ptq.datasets import get_datasets
 from mindspore_ptq.presets import APPROACHES, approach_config
+from mindspore_ptq.workflow import quantize_to_checkpoint
 from network_helpers import MFParallelLlama2Helper
 
 DEFAULT_SQUAD_DIR = os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
@@ -35,32 +31,16 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    # 1. Float network in PyNative (calibration runs eagerly, layer by layer).
+    # 1. The helper reads the YAML; calibration runs in PyNative, layer by layer.
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE)
-    network = helper.create_network()
-    tokenizer = helper.create_tokenizer()
-    # 2. Calibration set: prompt + gold answer for the first n_samples train questions.
-    dataset = get_datasets("squad1.1", args.dataset_path, "train", 1, helper.get_spec("seq_length"), 0, tokenizer,
-                           helper.get_spec("ignore_token_id"), 1, False, n_samples=args.n_samples,
-                           template=args.template)
-    # 3. Calibrate and quantize, then swap in the int8 cells.
+    # 2.-4. Calibrate on the first n_samples train questions (prompt + gold answer), convert, save with config.
     overrides = {} if args.opname_blacklist is None else {"opname_blacklist": tuple(args.opname_blacklist)}
-    config = approach_config(args.approach, **overrides)
-    start = time.perf_counter()
-    ptq = PTQ(config)
-    ptq.apply(network, helper, dataset)
-    ptq.convert(network)
-    seconds = time.perf_counter() - start
-    # 4. Save the quantized checkpoint with its config beside it.
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
-    checkpoint = save_quantized(network, output_dir / f"{args.approach}.ckpt", config,
-                                source_checkpoint=helper.config.get("load_checkpoint"))
-    summary = {"approach": args.approach, "checkpoint": str(checkpoint), "calibration_seconds": seconds,
-               "n_samples": args.n_samples, "size_mb": checkpoint.stat().st_size / 2 ** 20}
-    (output_dir / "quantize.json").write_text(json.dumps(summary, indent=2))
-    print(f"{args.approach}: calibrated on {args.n_samples} samples in {seconds:.0f} s -> {checkpoint} "
-          f"({summary['size_mb']:.1f} MB)")
+    summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
+                                     args.n_samples, output_dir / f"{args.approach}.ckpt", args.template)
+    print(f"{args.approach}: calibrated on {args.n_samples} samples in {summary['calibration_seconds']:.0f} s -> "
+          f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
     return summary
 
 

@@ -97,8 +97,16 @@ def rotary_tables(head_dim, max_positions, theta):
     return Tensor(np.cos(angles), ms.float32), Tensor(np.sin(angles), ms.float32)
 
 
-def apply_rotary(x, cos, sin):
-    """x * cos + rotate_half(x) * sin, with rotate_half([a, b]) = [-b, a] on the last axis."""
-    half = x.shape[-1] // 2
-    rotated = ops.concat((-x[..., half:], x[..., :half]), -1)
+def rotate_half_matrix(head_dim):
+    """R with x @ R = rotate_half(x) = [-x2, x1] for x = [x1, x2]: one small MatMul instead of slices."""
+    half = head_dim // 2
+    matrix = np.zeros((head_dim, head_dim), np.float32)
+    matrix[half:, :half] = -np.eye(half)
+    matrix[:half, half:] = np.eye(half)
+    return Tensor(matrix)
+
+
+def apply_rotary(x, cos, sin, rotate_half):
+    """x * cos + rotate_half(x) * sin, on the last axis of x (..., head_dim)."""
+    rotated = ops.MatMul()(x.reshape(-1, x.shape[-1]), rotate_half.astype(x.dtype)).reshape(x.shape)
     return x * cos.astype(x.dtype) + rotated * sin.astype(x.dtype)

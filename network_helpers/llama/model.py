@@ -13,7 +13,7 @@ from .args import LlamaArgs
 from .generation import generate
 from .kv_cache import StaticKVCache
 from .layers import (ColumnParallelLinear, RMSNorm, RowParallelLinear, VocabEmbedding, apply_rotary,
-                     rotary_tables)
+                     rotary_tables, rotate_half_matrix)
 from .parallel import tp_rank_and_size
 
 _MASK_VALUE = -1e9
@@ -36,6 +36,7 @@ class ParallelAttention(nn.Cell):
         self.wv = ColumnParallelLinear(args.hidden_size, kv_size, **linear)
         self.wo = RowParallelLinear(args.hidden_size, args.hidden_size, **linear)
         self.kv_cache = StaticKVCache(args.batch_size, self.n_kv_heads, args.seq_length, self.head_dim, dtype)
+        self.rotate_half = rotate_half_matrix(self.head_dim)
 
     def _heads(self, x, n_heads):
         batch, seq, _ = x.shape
@@ -43,15 +44,16 @@ class ParallelAttention(nn.Cell):
 
     def construct(self, x, cos, sin, mask, batch_valid_length=None):
         batch, seq, _ = x.shape
-        query = apply_rotary(self._heads(self.wq(x), self.n_heads), cos, sin)
-        key = apply_rotary(self._heads(self.wk(x), self.n_kv_heads), cos, sin)
+        query = apply_rotary(self._heads(self.wq(x), self.n_heads), cos, sin, self.rotate_half)
+        key = apply_rotary(self._heads(self.wk(x), self.n_kv_heads), cos, sin, self.rotate_half)
         value = self._heads(self.wv(x), self.n_kv_heads)
         key, value = self.kv_cache(key, value, batch_valid_length)
         # query heads h = g * n_rep + r share kv head g: fold the n_rep queries of a group into rows.
         query = query.reshape(batch, self.n_kv_heads, self.n_rep * seq, self.head_dim)
         scores = ops.BatchMatMul(transpose_b=True)(query.astype(ms.float32), key.astype(ms.float32)) * self.scale
-        scores = scores.reshape(batch, self.n_kv_heads, self.n_rep, seq, -1) + mask.expand_dims(1)
-        probs = ops.softmax(scores, -1).reshape(batch, self.n_kv_heads, self.n_rep * seq, -1)
+        if self.n_rep > 1:  # the mask of one query row serves the n_rep query heads folded into rows
+            mask = ops.tile(mask, (1, 1, self.n_rep, 1))
+        probs = ops.softmax(scores + mask, -1)
         context = ops.BatchMatMul()(probs.astype(value.dtype), value)
         context = context.reshape(batch, self.n_heads, seq, self.head_dim).transpose(0, 2, 1, 3)
         return self.wo(context.reshape(batch, seq, self.n_heads * self.head_dim))

@@ -104,12 +104,20 @@ def test_deploy_with_a_checkpoint_of_another_config_fails(quantized, tmp_path):
 def test_quantize_needs_pynative_and_data():
     ms.set_context(mode=ms.GRAPH_MODE)
     with pytest.raises(RuntimeError, match="PyNative"):
-        PTQ(approach_config("a16w8")).apply(build_tiny(), None, CALIBRATION)
+        PTQ(approach_config("a8w8")).apply(build_tiny(), None, CALIBRATION)
     ms.set_context(mode=ms.PYNATIVE_MODE)
     with pytest.raises(ValueError, match="empty"):
-        PTQ(approach_config("a16w8")).apply(build_tiny(), None, [])
+        PTQ(approach_config("c8")).apply(build_tiny(), None, [])
     with pytest.raises(ValueError, match="needs a calibration dataset"):
-        PTQ(approach_config("a16w8")).apply(build_tiny())
+        PTQ(approach_config("a8w8")).apply(build_tiny())
+
+
+def test_weight_only_rtn_needs_no_data():
+    network = build_tiny()
+    ptq = PTQ(approach_config("a16w8"))
+    ptq.apply(network)
+    ptq.convert(network)
+    assert network.model.layers[0].attention.wq.weight.dtype == ms.int8
 
 
 def test_c8_without_a_kv_cache_fails():
