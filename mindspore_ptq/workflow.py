@@ -20,9 +20,13 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     """
     ms.set_context(mode=ms.PYNATIVE_MODE)
     network = helper.create_network()
-    dataset = get_datasets("squad1.1", dataset_path, "train", 1, helper.get_spec("seq_length"), 0,
-                           helper.create_tokenizer(), helper.get_spec("ignore_token_id"), 1, False,
-                           n_samples=n_samples, template=template)
+    dataset = None
+    if config.needs_calibration_data:
+        dataset = get_datasets("squad1.1", dataset_path, "train", 1, helper.get_spec("seq_length"), 0,
+                               helper.create_tokenizer(), helper.get_spec("ignore_token_id"), 1, False,
+                               n_samples=n_samples, template=template)
+    else:
+        n_samples = 0  # round-to-nearest weights need no data
     start = time.perf_counter()
     ptq = PTQ(config)
     ptq.apply(network, helper, dataset)

@@ -39,7 +39,7 @@ def main(argv=None):
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
                                      args.n_samples, output_dir / f"{args.approach}.ckpt", args.template)
-    print(f"{args.approach}: calibrated on {args.n_samples} samples in {summary['calibration_seconds']:.0f} s -> "
+    print(f"{args.approach}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
           f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
     return summary
 

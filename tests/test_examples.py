@@ -1,0 +1,53 @@
+"""The example scripts run end to end on tiny settings: quantize, then deploy and evaluate."""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from network_helpers.checkpoint_io import save_checkpoint_atomic
+from network_helpers.llama import LlamaArgs, ParallelLlamaForCausalLM
+from tests.conftest import REPO_ROOT, SQUAD_DIR
+
+pytestmark = pytest.mark.skipif(not (SQUAD_DIR / "dev-v1.1.json").is_file(), reason=f"no SQuAD data in {SQUAD_DIR}")
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "example" / "ptq" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny_yaml(smollm2_artifacts, tmp_path_factory):
+    """A 2-layer random Llama with SmolLM2's real vocabulary and tokenizer."""
+    directory = tmp_path_factory.mktemp("tiny_real_vocab")
+    config = yaml.safe_load(smollm2_artifacts["yaml"].read_text())
+    model = config["model"]["model_config"]
+    model.update(hidden_size=64, num_layers=2, num_heads=4, n_kv_heads=2, intermediate_size=128, seq_length=1024)
+    args = LlamaArgs.from_model_config(model)
+    rng = np.random.default_rng(0)
+    weights = {p.name: (rng.standard_normal(p.shape) * 0.05 + (p.name.endswith("norm.weight") or
+                                                              p.name.endswith("norm_out.weight"))).astype(np.float32)
+               for p in ParallelLlamaForCausalLM(args).get_parameters() if not p.name.endswith("_cache")}
+    config["load_checkpoint"] = str(save_checkpoint_atomic(weights, directory / "tiny.ckpt"))
+    path = directory / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_quantize_then_deploy_and_evaluate(tiny_yaml, tmp_path):
+    summary = load_script("quant_ckpt").main([
+        "--config", str(tiny_yaml), "--approach", "a8w8c8", "--n_samples", "2",
+        "--dataset_path", str(SQUAD_DIR / "train-v1.1.json"), "--output_dir", str(tmp_path)])
+    assert summary["n_samples"] == 2 and (tmp_path / "a8w8c8.ptq.yaml").is_file()
+    results = load_script("eval_squad").main([
+        "--config", str(tiny_yaml), "--load_checkpoint", summary["checkpoint"], "--n_samples", "2",
+        "--max_new_tokens", "4", "--ppl_windows", "1", "--dataset_path", str(SQUAD_DIR / "dev-v1.1.json"),
+        "--reference_checkpoint", yaml.safe_load(tiny_yaml.read_text())["load_checkpoint"],
+        "--output", str(tmp_path / "eval.json")])
+    saved = json.loads((tmp_path / "eval.json").read_text())
+    assert saved["squad"]["n"] == 2 and 0 <= saved["squad"]["f1"] <= 100
+    assert results["perplexity"]["kl"] >= 0 and 0 <= results["perplexity"]["top1"] <= 100
