@@ -21,5 +21,4 @@ setup(
         # torch/transformers are test oracles only, never runtime dependencies.
         "test": ["pytest", "torch==2.13.0", "accelerate"],
     },
-    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.cli:main"]},
 )
