@@ -3,7 +3,8 @@ from pathlib import Path
 
 import mindspore as ms
 
-from network_helpers.checkpoint_io import is_runtime_state, load_checkpoint_into, save_checkpoint_atomic
+from network_helpers.checkpoint_io import is_runtime_state, load_checkpoint_into, save_checkpoint_atomic, shard_axes
+from network_helpers.llama.parallel import tp_rank_and_size
 
 from .config import PTQConfig
 
@@ -31,6 +32,14 @@ def save_quantized(network, path, config, source_checkpoint=None, float_dtype=ms
     if source_checkpoint and path.resolve() == Path(source_checkpoint).resolve():
         raise ValueError(f"refusing to overwrite the source float checkpoint {source_checkpoint}")
     params = {p.name: _stored_value(p, float_dtype) for p in network.get_parameters() if not is_runtime_state(p.name)}
+    rank, world = tp_rank_and_size()
+    if world > 1:  # one file per rank, and a manifest to merge them (mindspore_ptq.sharding)
+        from .sharding import rank_path, write_manifest
+        save_checkpoint_atomic(params, rank_path(path, rank))
+        if rank == 0:
+            write_manifest(path, world, {n: a for n, a in shard_axes(network).items() if n in params})
+            config.dump(config_path_for(path))
+        return rank_path(path, rank)
     save_checkpoint_atomic(params, path)
     config.dump(config_path_for(path))
     return path
@@ -39,6 +48,8 @@ def save_quantized(network, path, config, source_checkpoint=None, float_dtype=ms
 def check_config_matches(checkpoint, config):
     """Raise if the PTQConfig saved beside `checkpoint` differs from `config` in any quantization field."""
     saved_path = config_path_for(checkpoint)
+    if not saved_path.is_file() and "_rank" in Path(checkpoint).stem:  # a per-rank file: config of the whole
+        saved_path = config_path_for(Path(checkpoint).with_name(Path(checkpoint).stem.rsplit("_rank", 1)[0] + ".ckpt"))
     if not saved_path.is_file():
         raise FileNotFoundError(f"{checkpoint} has no PTQ config beside it ({saved_path.name}); "
                                 "was it written by mindspore_ptq.checkpoint.save_quantized?")

@@ -35,11 +35,16 @@ def dequantize(q, scale, zero_point=0.0):
     return ((np.asarray(q, np.float64) - zero_point) * scale).astype(np.float32)
 
 
-def quantize_weight_per_channel(weight):
-    """Symmetric per-output-channel int8: weight (out, in) -> (int8 (out, in), scale (out,))."""
+def quantize_weight_per_channel(weight, abs_max=None):
+    """Symmetric per-output-channel int8: weight (out, in) -> (int8 (out, in), scale (out,)).
+
+    abs_max: the per-row range to use (e.g. reduced over tensor-parallel shards); default max |weight| per row.
+    """
     weight = np.asarray(weight, np.float32)
     assert weight.ndim == 2, f"weight must be (out, in), got shape {weight.shape}"
-    scale = symmetric_scale(np.abs(weight).max(axis=1))
+    abs_max = np.abs(weight).max(axis=1) if abs_max is None else np.asarray(abs_max)
+    assert abs_max.shape == (weight.shape[0],), f"abs_max must be ({weight.shape[0]},), got {abs_max.shape}"
+    scale = symmetric_scale(abs_max)
     return quantize(weight, scale[:, None], 0.0, -SYM_MAX, SYM_MAX), scale
 
 

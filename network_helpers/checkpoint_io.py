@@ -5,6 +5,8 @@ from pathlib import Path
 import numpy as np
 import mindspore as ms
 
+from .llama.parallel import tp_rank_and_size
+
 
 def save_checkpoint_atomic(params, path, choice_func=None):
     """Save a Cell or {name: array/Tensor/Parameter} to `path` via a temp file and rename."""
@@ -42,14 +44,43 @@ def read_checkpoint(path):
         raise ValueError(f"{path} is not a readable MindSpore checkpoint: {err}") from err
 
 
-def load_checkpoint_into(network, path):
+def shard_axes(network):
+    """{full parameter name: axis split across tensor-parallel ranks}, from cells declaring `shard_axes()`."""
+    axes = {}
+    for _, cell in network.cells_and_names():
+        if hasattr(cell, "shard_axes"):
+            for local_name, axis in cell.shard_axes().items():
+                axes[getattr(cell, local_name).name] = axis
+    return axes
+
+
+def slice_for_rank(stored, params, axes, rank, world):
+    """Replace each full-size stored tensor by this rank's slice where the network holds a shard."""
+    sliced = dict(stored)
+    for name, param in params.items():
+        axis = axes.get(name)
+        if world == 1 or name not in stored or axis is None:
+            continue
+        full, local = stored[name].shape, param.shape
+        if tuple(full) != tuple(local) and full[axis] == local[axis] * world:
+            index = [slice(None)] * len(full)
+            index[axis] = slice(rank * local[axis], (rank + 1) * local[axis])
+            sliced[name] = ms.Tensor(stored[name].asnumpy()[tuple(index)])
+    return sliced
+
+
+def load_checkpoint_into(network, path, rank=None, world=None):
     """Load weights into `network`, checking names, shapes and dtypes first; floats are cast as needed.
 
     Every network parameter except run-time state must be present with its shape, and every checkpoint entry
-    must belong to the network; any mismatch raises a ValueError that lists the offending names.
+    must belong to the network; any mismatch raises a ValueError that lists the offending names. With
+    `world` > 1 ranks (default: the initialised communication group), a full (unsplit) checkpoint is sliced to
+    this rank's shard on the way in.
     """
-    stored = read_checkpoint(path)
+    if rank is None:
+        rank, world = tp_rank_and_size()
     params = {p.name: p for p in network.get_parameters() if not is_runtime_state(p.name)}
+    stored = slice_for_rank(read_checkpoint(path), params, shard_axes(network), rank, world)
     missing = sorted(set(params) - set(stored))
     unexpected = sorted(n for n in set(stored) - set(params) if not is_runtime_state(n))
     wrong_shape = [f"{n}: checkpoint {tuple(stored[n].shape)} vs network {tuple(params[n].shape)}"

@@ -9,6 +9,7 @@ import mindspore as ms
 from .checkpoint_io import load_checkpoint_into
 from .layouts import LlamaLayout
 from .llama import LlamaArgs, ParallelLlamaForCausalLM
+from .llama.parallel import init_tensor_parallel
 from .network_helper import NetworkHelper
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,14 @@ class MFParallelLlama2Helper(NetworkHelper):
                                                 model_parallel=int(parallel.get("model_parallel") or 1))
 
     def set_context(self, mode=None):
-        """Apply the YAML's `context.device_target` and `context.mode` (or `mode` if given)."""
+        """Apply the YAML's `context.device_target` and `context.mode` (or `mode` if given); under msrun,
+        initialise communication and check the worker count against `parallel_config`."""
         context = self.config.get("context") or {}
         ms.set_context(mode=context.get("mode", ms.GRAPH_MODE) if mode is None else mode,
                        device_target=context.get("device_target", "CPU"),
                        max_call_depth=context.get("max_call_depth", 10000))
+        parallel = self.config.get("parallel_config") or {}
+        init_tensor_parallel(self.args.model_parallel, int(parallel.get("data_parallel") or 1))
 
     def with_specs(self, **changes):
         """A copy of this helper whose model arguments differ (e.g. batch_size, seq_length)."""

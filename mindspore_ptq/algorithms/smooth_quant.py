@@ -6,7 +6,9 @@ output channels exactly; otherwise the deployed linear multiplies its input by 1
 import numpy as np
 from mindspore import Tensor
 
+from ..cells.linear import parallel_layout
 from ..cells.tree import get_cell
+from ..distributed import tp_max
 from ..quant_functions import smooth_scales
 
 
@@ -39,6 +41,8 @@ class SmoothQuant:
 
     def _factors(self, observed, linears):
         weight_max = np.max([np.abs(_float_cell(c).weight.asnumpy()).max(0) for c in linears], axis=0)
+        if parallel_layout(_float_cell(linears[0]))["parallel_mode"] == "column":
+            weight_max = tp_max(weight_max)  # each rank holds some of the output rows
         return smooth_scales(observed.observer.abs_max, weight_max, self.alpha)
 
     def process(self, container, wrappers):

@@ -24,6 +24,11 @@ class Int8KVCache(StaticKVCache):
         return ms.int8
 
     @staticmethod
+    def shard_axes():
+        """Scales follow the kv heads, which are split across tensor-parallel ranks."""
+        return {name: 1 for name in ("key_scale", "key_zero_point", "value_scale", "value_zero_point")}
+
+    @staticmethod
     def _encode(x, scale, zero_point):
         q = ops.round(x.astype(ms.float32) / scale) + zero_point
         return ops.clip_by_value(q, qf.QMIN, qf.QMAX).astype(ms.int8)

@@ -12,6 +12,7 @@ from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear
 from network_helpers.llama.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
+from ..distributed import tp_max, tp_min
 from ..observers import MinMaxObserver
 from .registry import register
 
@@ -21,19 +22,28 @@ def _zeros(shape, dtype):
 
 
 class WeightQuantLinear(nn.Cell):
-    """A16W8: y = (x @ Wq^T) * weight_scale, Wq int8 (out, in), weight_scale (out,)."""
+    """A16W8: y = (x @ Wq^T) * weight_scale, Wq int8 (out, in), weight_scale (out,).
 
-    def __init__(self, input_size, output_size, compute_dtype=ms.float32, collective=None, tp_size=1):
+    Sizes are this rank's shard; `parallel_mode` ('column' or 'row') says how the float linear was split.
+    """
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False):
         super().__init__()
-        self.compute_dtype, self.collective, self.tp_size = compute_dtype, collective, tp_size
+        self.compute_dtype, self.parallel_mode, self.tp_size = compute_dtype, parallel_mode, tp_size
+        self.gather_output = gather_output
         self.weight = Parameter(_zeros((output_size, input_size), ms.int8), name="weight", requires_grad=False)
         self.weight_scale = Parameter(_zeros((output_size,), ms.float32), name="weight_scale",
                                       requires_grad=False)
 
+    def shard_axes(self):
+        """{local parameter name: axis split across tensor-parallel ranks}."""
+        return {"weight": 0, "weight_scale": 0} if self.parallel_mode == "column" else {"weight": 1}
+
     def _collect(self, out):
-        if self.collective == "all_reduce":
+        if self.tp_size > 1 and self.parallel_mode == "row":
             return all_reduce_sum(out)
-        if self.collective == "all_gather":
+        if self.tp_size > 1 and self.gather_output:
             return all_gather_last_dim(out, self.tp_size)
         return out
 
@@ -50,15 +60,21 @@ class ActWeightQuantLinear(WeightQuantLinear):
     """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
     y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
 
-    def __init__(self, input_size, output_size, compute_dtype=ms.float32, collective=None, tp_size=1,
-                 smooth=False):
-        super().__init__(input_size, output_size, compute_dtype, collective, tp_size)
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output)
         self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
         self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
         self.smooth = smooth
         if smooth:
             self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
                                           requires_grad=False)
+
+    def shard_axes(self):
+        axes = super().shard_axes()
+        if self.smooth and self.parallel_mode == "row":  # the input channels are this rank's shard
+            axes["smooth_scale"] = 0
+        return axes
 
     def quantize_input(self, x):
         x = x.astype(ms.float32)
@@ -81,12 +97,11 @@ class ActWeightQuantLinear(WeightQuantLinear):
             self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
 
 
-def _collective(float_cell):
-    if getattr(float_cell, "tp_size", 1) <= 1:
-        return None
-    if getattr(float_cell, "input_is_parallel", False):
-        return "all_reduce"
-    return "all_gather" if getattr(float_cell, "gather_output", False) else None
+def parallel_layout(float_cell):
+    """How the float linear is split: our cells say so; MindFormers' row linears have `input_is_parallel`."""
+    default = "row" if hasattr(float_cell, "input_is_parallel") else "column"
+    return dict(parallel_mode=getattr(float_cell, "parallel_mode", default),
+                tp_size=getattr(float_cell, "tp_size", 1), gather_output=getattr(float_cell, "gather_output", False))
 
 
 @register(ColumnParallelLinear, RowParallelLinear)
@@ -110,6 +125,10 @@ class LinearQuantWrapper(nn.Cell):
     def weight(self):
         return self.float_cell.weight
 
+    @property
+    def parallel_mode(self):
+        return parallel_layout(self.float_cell)["parallel_mode"]
+
     def construct(self, x):
         if self.quantized is not None:
             return self.quantized(x)
@@ -120,8 +139,7 @@ class LinearQuantWrapper(nn.Cell):
     def build_empty(self):
         """The deployed cell with zero parameters: its structure depends on the plan alone."""
         out_features, in_features = self.float_cell.weight.shape
-        common = dict(compute_dtype=self.float_cell.compute_dtype, collective=_collective(self.float_cell),
-                      tp_size=getattr(self.float_cell, "tp_size", 1))
+        common = dict(compute_dtype=self.float_cell.compute_dtype, **parallel_layout(self.float_cell))
         if self.plan.activation:
             cell = ActWeightQuantLinear(in_features, out_features, smooth=self.plan.smooth_multiply, **common)
         else:
@@ -131,12 +149,17 @@ class LinearQuantWrapper(nn.Cell):
 
     def quantize(self):
         """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
-        weight_q, weight_scale = qf.quantize_weight_per_channel(self.float_cell.weight.asnumpy())
+        weight = self.float_cell.weight.asnumpy()
+        abs_max = np.abs(weight).max(axis=1)
+        if self.parallel_mode == "row":  # each rank holds part of every output row
+            abs_max = tp_max(abs_max)
+        weight_q, weight_scale = qf.quantize_weight_per_channel(weight, abs_max)
         params = dict(weight_q=weight_q, weight_scale=weight_scale)
         if self.plan.activation:
             self.observer.check_seen()
             divisor = np.ones_like(self.observer.minimum) if self.input_divisor is None else self.input_divisor
-            low, high = (self.observer.minimum / divisor).min(), (self.observer.maximum / divisor).max()
+            low = tp_min((self.observer.minimum / divisor).min())  # a row linear's input channels are split
+            high = tp_max((self.observer.maximum / divisor).max())
             params["input_scale"], params["input_zero_point"] = qf.asymmetric_scale_zero_point(low, high)
             if self.plan.smooth_multiply:
                 params["smooth_scale"] = (1.0 / divisor).astype(np.float32)

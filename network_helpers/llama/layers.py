@@ -37,6 +37,7 @@ def linear(x, weight, compute_dtype):
 
 class ColumnParallelLinear(nn.Cell):
     """y = x @ W^T with W (out, in) split along `out` across `tp_size` ranks; optionally gathered."""
+    parallel_mode = "column"
 
     def __init__(self, input_size, output_size, tp_size=1, gather_output=False,
                  param_init_type=ms.float32, compute_dtype=ms.float32):
@@ -49,6 +50,11 @@ class ColumnParallelLinear(nn.Cell):
         self.weight = Parameter(initializer("normal", (output_size // tp_size, input_size), param_init_type),
                                 name="weight")
 
+    @staticmethod
+    def shard_axes():
+        """{local parameter name: axis split across tensor-parallel ranks}."""
+        return {"weight": 0}
+
     def construct(self, x):
         out = linear(x, self.weight, self.compute_dtype)
         if self.gather_output and self.tp_size > 1:
@@ -58,6 +64,7 @@ class ColumnParallelLinear(nn.Cell):
 
 class RowParallelLinear(nn.Cell):
     """y = x @ W^T with W (out, in) split along `in` across ranks; partial sums are all-reduced."""
+    parallel_mode = "row"
 
     def __init__(self, input_size, output_size, tp_size=1, param_init_type=ms.float32,
                  compute_dtype=ms.float32):
@@ -69,6 +76,10 @@ class RowParallelLinear(nn.Cell):
         self.compute_dtype = compute_dtype
         self.weight = Parameter(initializer("normal", (output_size, input_size // tp_size), param_init_type),
                                 name="weight")
+
+    @staticmethod
+    def shard_axes():
+        return {"weight": 1}
 
     def construct(self, x):
         out = linear(x, self.weight, self.compute_dtype)

@@ -1,0 +1,36 @@
+"""Run by msrun (see tests/test_tensor_parallel.py): float logits, quantization and generation with TP."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import mindspore as ms
+
+from mindspore_ptq import PTQ
+from mindspore_ptq.checkpoint import save_quantized
+from mindspore_ptq.presets import approach_config
+from network_helpers import MFParallelLlama2Helper
+from network_helpers.llama.parallel import tp_rank_and_size
+
+
+def main(yaml_path, work_dir, approach):
+    work_dir = Path(work_dir)
+    data = np.load(work_dir / "data.npz")
+    helper = MFParallelLlama2Helper(yaml_path)
+    helper.set_context(ms.PYNATIVE_MODE)
+    rank, _ = tp_rank_and_size()
+    network = helper.create_network()  # the full float checkpoint, sliced for this rank
+    results = {"float_logits": network(ms.Tensor(data["probe"])).asnumpy()}
+    config = approach_config(approach)
+    ptq = PTQ(config)
+    ptq.apply(network, helper, list(data["calibration"]))
+    ptq.convert(network)
+    results["quant_logits"] = network(ms.Tensor(data["probe"])).asnumpy()
+    save_quantized(network, work_dir / f"{approach}.ckpt", config)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    results["generated"] = network.generate([data["probe"][0, :10]], max_new_tokens=6, eos_token_id=-1)[0]
+    if rank == 0:
+        np.savez(work_dir / "tp_results.npz", **results)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
