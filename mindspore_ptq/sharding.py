@@ -75,12 +75,34 @@ def merge(manifest, output=None):
     return output
 
 
+def compare(first, second):
+    """{name: (max |a - b|, fraction of differing values)} for two checkpoints with the same parameters."""
+    a, b = read_checkpoint(first), read_checkpoint(second)
+    if set(a) != set(b):
+        raise ValueError(f"{first} and {second} hold different parameters: {sorted(set(a) ^ set(b))[:8]}")
+    report = {}
+    for name in sorted(a):
+        x, y = a[name].asnumpy().astype(np.float64), b[name].asnumpy().astype(np.float64)
+        if x.shape != y.shape:
+            raise ValueError(f"{name}: shape {x.shape} in {first} vs {y.shape} in {second}")
+        report[name] = (float(np.abs(x - y).max()), float((x != y).mean()))
+    return report
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("manifest", help="<name>.shards.json written by a tensor-parallel quantization")
     parser.add_argument("--output", default=None, help="merged checkpoint (default: <name>.ckpt beside it)")
+    parser.add_argument("--compare", default=None, help="report how the merged checkpoint differs from this one")
     args = parser.parse_args(argv)
-    print(merge(args.manifest, args.output))
+    merged = merge(args.manifest, args.output)
+    print(merged)
+    if args.compare:
+        report = compare(merged, args.compare)
+        worst = max(report.items(), key=lambda item: item[1][0])
+        changed = sum(diff > 0 for diff, _ in report.values())
+        print(f"{changed} of {len(report)} parameters differ; largest difference {worst[1][0]:.3g} in {worst[0]} "
+              f"({100 * worst[1][1]:.4f}% of its values)")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from mindspore_ptq.evaluation import context_windows, evaluate_perplexity, evalu
 from mindspore_ptq.presets import APPROACHES, approach_config
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
+from network_helpers.llama.parallel import tp_rank_and_size
 
 DEFAULT_SQUAD_DIR = os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
 
@@ -61,7 +62,7 @@ def main(argv=None):
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
         print(f"Perplexity ({len(windows)}x512 windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
         results["perplexity"] = ppl
-    if args.output:
+    if args.output and tp_rank_and_size()[0] == 0:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(results, indent=2))
     return results
