@@ -6,6 +6,7 @@ from pathlib import Path
 import mindspore as ms
 
 from network_helpers.checkpoint_io import load_checkpoint_into
+from network_helpers.llama.parallel import tp_rank_and_size
 
 from .checkpoint import config_path_for, load_quantized, save_quantized
 from .config import PTQConfig, PTQMode
@@ -35,7 +36,8 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     checkpoint = save_quantized(network, output_path, config, source_checkpoint=helper.config.get("load_checkpoint"))
     summary = {"approach": config.name, "checkpoint": str(checkpoint), "calibration_seconds": seconds,
                "n_samples": n_samples, "size_mb": checkpoint.stat().st_size / 2 ** 20}
-    Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    if tp_rank_and_size()[0] == 0:
+        Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary
 
 
