@@ -8,15 +8,17 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 
 import mindspore as ms
 
-from mindspore_ptq.evaluation import context_windows, evaluate_perplexity_many, evaluate_squad
 from mindspore_ptq.presets import APPROACHES, approach_config
-from mindspore_ptq.workflow import load_network, quantize_to_checkpoint
+from mindspore_ptq.workflow import quantize_to_checkpoint
 from network_helpers import MFParallelLlama2Helper
+
+EVAL_SCRIPT = Path(__file__).resolve().parent / "eval_squad.py"
 
 
 def parse_args(argv=None):
@@ -29,6 +31,8 @@ def parse_args(argv=None):
     parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows")
     parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
+    parser.add_argument("--eval_batch_size", type=int, default=4, help="SQuAD prompts generated together")
+    parser.add_argument("--reuse", action="store_true", help="reuse quantized checkpoints already in output_dir")
     parser.add_argument("--output_dir", default="outputs/bench")
     return parser.parse_args(argv)
 
@@ -70,25 +74,32 @@ def main(argv=None):
             "fp16": {"checkpoint": args.fp16_checkpoint, "size_mb": size_mb(args.fp16_checkpoint)}}
     # 1. Quantize with every approach (PyNative calibration on train questions).
     for name in args.approaches:
-        summary = quantize_to_checkpoint(helper, approach_config(name), f"{args.squad_dir}/train-v1.1.json",
-                                         args.calib_samples, output_dir / name / f"{name}.ckpt")
+        checkpoint = output_dir / name / f"{name}.ckpt"
+        if args.reuse and checkpoint.with_suffix(".json").is_file():
+            summary = json.loads(checkpoint.with_suffix(".json").read_text())
+        else:
+            summary = quantize_to_checkpoint(helper, approach_config(name), f"{args.squad_dir}/train-v1.1.json",
+                                             args.calib_samples, checkpoint)
         rows[name] = summary
         print(f"{name}: {summary['size_mb']:.1f} MB, calibration {summary['calibration_seconds']:.0f} s", flush=True)
-    # 2. Deploy every checkpoint in GRAPH_MODE and score it on SQuAD.
-    ms.set_context(mode=ms.GRAPH_MODE)
-    tokenizer = helper.create_tokenizer()
-    networks = {name: load_network(helper, row["checkpoint"]) for name, row in rows.items()}
-    dev = f"{args.squad_dir}/dev-v1.1.json"
-    for name, network in networks.items():
-        squad = evaluate_squad(network, helper, tokenizer, dev, args.n_samples)
-        rows[name]["squad"] = {k: v for k, v in squad.items() if k != "predictions"}
-        print(f"{name}: F1 {squad['f1']:.2f} EM {squad['exact_match']:.2f}", flush=True)
-    # 3. Perplexity of all, with KL and top-1 against the fp32 network, in one pass over the windows.
-    windows = context_windows(dev, tokenizer, n_windows=args.ppl_windows)
-    reference = networks.pop("fp32")
-    for name, result in evaluate_perplexity_many(networks, windows, reference).items():
-        rows[name]["perplexity"] = result
-    rows["fp32"]["perplexity"] = evaluate_perplexity_many({"fp32": reference}, windows)["fp32"]
+    # 2. Each row in its own process (compiled graphs stay in memory until the process ends): deploy in
+    #    GRAPH_MODE with eval_squad.py, SQuAD F1/EM, perplexity, KL and top-1 against the fp32 network.
+    for name, row in rows.items():
+        common = [sys.executable, str(EVAL_SCRIPT), "--config", args.config, "--load_checkpoint", str(row["checkpoint"]),
+                  "--dataset_path", f"{args.squad_dir}/dev-v1.1.json"]
+        squad_path, ppl_path = output_dir / name / "squad.json", output_dir / name / "perplexity.json"
+        squad_path.parent.mkdir(parents=True, exist_ok=True)
+        if not (args.reuse and squad_path.is_file()):
+            subprocess.run(common + ["--n_samples", str(args.n_samples), "--ppl_windows", "0", "--batch_size",
+                                     str(args.eval_batch_size), "--output", str(squad_path)], check=True)
+        if not (args.reuse and ppl_path.is_file()):
+            reference = [] if name == "fp32" else ["--reference_checkpoint", str(fp32_checkpoint)]
+            subprocess.run(common + ["--n_samples", "0", "--ppl_windows", str(args.ppl_windows), "--output",
+                                     str(ppl_path)] + reference, check=True)
+        row["squad"] = {k: v for k, v in json.loads(squad_path.read_text())["squad"].items() if k != "predictions"}
+        row["perplexity"] = json.loads(ppl_path.read_text())["perplexity"]
+        print(f"{name}: F1 {row['squad']['f1']:.2f} EM {row['squad']['exact_match']:.2f} "
+              f"PPL {row['perplexity']['ppl']:.3f}", flush=True)
     # 4. Results: JSON and a Markdown table.
     table = markdown_table(rows, rows["fp16"]["size_mb"])
     meta = {"command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])), "machine": platform.platform(),

@@ -32,6 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity; 0 skips")
     parser.add_argument("--reference_checkpoint", default=None,
                         help="float checkpoint to compare against (KL divergence and top-1 agreement)")
+    parser.add_argument("--batch_size", type=int, default=None, help="prompts generated together (default: YAML's)")
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     return parser.parse_args(argv)
@@ -41,6 +42,8 @@ def main(argv=None):
     args = parse_args(argv)
     # 1. Context and network: GRAPH_MODE for deployment.
     helper = MFParallelLlama2Helper(args.config)
+    if args.batch_size:
+        helper = helper.with_specs(batch_size=args.batch_size)
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
     # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
