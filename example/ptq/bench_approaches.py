@@ -31,7 +31,9 @@ def parse_args(argv=None):
     parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows")
     parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
-    parser.add_argument("--eval_batch_size", type=int, default=4, help="SQuAD prompts generated together")
+    parser.add_argument("--eval_batch_size", type=int, default=1,
+                        help="SQuAD prompts generated together (each prefill bucket compiles a graph that MindSpore's "
+                             "CPU backend keeps until the process ends: about 5 GB per bucket at batch 4)")
     parser.add_argument("--reuse", action="store_true", help="reuse quantized checkpoints already in output_dir")
     parser.add_argument("--output_dir", default="outputs/bench")
     return parser.parse_args(argv)
