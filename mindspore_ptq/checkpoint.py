@@ -1,4 +1,5 @@
 """Quantized checkpoints: saved atomically with their PTQConfig beside them, loaded only into a matching structure."""
+import re
 from pathlib import Path
 
 import mindspore as ms
@@ -12,9 +13,9 @@ QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # kept in float32 whatever `fl
 
 
 def config_path_for(checkpoint):
-    """a8w8c8.ckpt -> a8w8c8.ptq.yaml"""
+    """a8w8c8.ckpt (or a per-rank a8w8c8_rank1.ckpt) -> a8w8c8.ptq.yaml"""
     checkpoint = Path(checkpoint)
-    return checkpoint.with_name(checkpoint.stem + ".ptq.yaml")
+    return checkpoint.with_name(re.sub(r"_rank\d+$", "", checkpoint.stem) + ".ptq.yaml")
 
 
 def _stored_value(param, float_dtype):
@@ -48,8 +49,6 @@ def save_quantized(network, path, config, source_checkpoint=None, float_dtype=ms
 def check_config_matches(checkpoint, config):
     """Raise if the PTQConfig saved beside `checkpoint` differs from `config` in any quantization field."""
     saved_path = config_path_for(checkpoint)
-    if not saved_path.is_file() and "_rank" in Path(checkpoint).stem:  # a per-rank file: config of the whole
-        saved_path = config_path_for(Path(checkpoint).with_name(Path(checkpoint).stem.rsplit("_rank", 1)[0] + ".ckpt"))
     if not saved_path.is_file():
         raise FileNotFoundError(f"{checkpoint} has no PTQ config beside it ({saved_path.name}); "
                                 "was it written by mindspore_ptq.checkpoint.save_quantized?")
