@@ -1,21 +1,22 @@
 """The layer-by-layer calibration loop: catch the first decoder layer's inputs for every sample, then per layer
 wrap -> run -> process -> feed the quantized layer's outputs to the next layer."""
-import logging
-
-from tqdm import tqdm
-
 from .cells.tree import get_cell, replace_cell
 from .layer_policy import plan_cells
-
-logger = logging.getLogger(__name__)
+from .log import progress
 
 
 def wrap_cells(container, prefix, config, smooth_groups=(), only=None):
-    """Put a calibrating wrapper in place of each planned cell; returns {relative path: wrapper}."""
-    wrappers = {}
+    """Put a calibrating wrapper in place of each planned cell.
+
+    Returns ({relative path: wrapper}, [plans of the registered cells that stay float]).
+    """
+    wrappers, skipped = {}, []
     for relative_path, plan, wrapper_cls, cell in plan_cells(container, prefix, config, smooth_groups, only):
-        wrappers[relative_path] = replace_cell(container, relative_path, wrapper_cls(plan.path, cell, plan))
-    return wrappers
+        if plan.quantized:
+            wrappers[relative_path] = replace_cell(container, relative_path, wrapper_cls(plan.path, cell, plan))
+        else:
+            skipped.append(plan)
+    return wrappers, skipped
 
 
 def _process(container, wrappers, pipeline):
@@ -23,37 +24,52 @@ def _process(container, wrappers, pipeline):
         step.process(container, wrappers)
 
 
-def calibrate(network, layout, batches, config, pipeline, progress=True):
-    """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN);
-    returns all wrappers as [(container, relative path, wrapper)], each already running its quantized form."""
+def _run_samples(cell, inputs, description):
+    return [cell(*args) for args in progress(inputs, desc=description, unit="sample", leave=False)]
+
+
+def calibrate(network, layout, batches, config, pipeline):
+    """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN).
+
+    Returns ([(container, relative path, wrapper)], skipped plans); every wrapper already runs its quantized
+    form. Each linear's output error against its float form is measured on the samples as they flow on.
+    """
     inputs = [layout.first_layer_inputs(network, ids) for ids in batches]
-    done = []
-    for name, layer in tqdm(layout.decoder_layers(network), desc="calibrate", unit="layer", disable=not progress):
-        wrappers = wrap_cells(layer, name, config, layout.smooth_groups)
-        for args in inputs:
-            layer(*args)
+    done, skipped = [], []
+    for name, layer in progress(layout.decoder_layers(network), desc="calibrate", unit="layer"):
+        wrappers, layer_skipped = wrap_cells(layer, name, config, layout.smooth_groups)
+        _run_samples(layer, inputs, f"{name} observe")
         _process(layer, wrappers, pipeline)
-        inputs = [(layer(*args),) + tuple(args[1:]) for args in inputs]
+        for wrapper in wrappers.values():
+            wrapper.track_error(True)
+        outputs = _run_samples(layer, inputs, f"{name} quantized")
+        for wrapper in wrappers.values():
+            wrapper.track_error(False)
+        inputs = [(out,) + tuple(args[1:]) for out, args in zip(outputs, inputs)]
         done.extend((layer, path, wrapper) for path, wrapper in wrappers.items())
-    head_wrappers = wrap_cells(network, "", config, only=layout.head_paths)
+        skipped.extend(layer_skipped)
+    head_wrappers, head_skipped = wrap_cells(network, "", config, only=layout.head_paths)
     if head_wrappers:
-        head_inputs = [layout.head_inputs(network, args[0]) for args in inputs]
+        head_inputs = [(layout.head_inputs(network, args[0]),) for args in inputs]
         for path in head_wrappers:
-            for x in head_inputs:
-                get_cell(network, path)(x)
+            _run_samples(get_cell(network, path), head_inputs, f"{path} observe")
         _process(network, head_wrappers, pipeline)
         done.extend((network, path, wrapper) for path, wrapper in head_wrappers.items())
-    return done
+    return done, skipped + head_skipped
 
 
 def build_deploy_structure(network, layout, config):
-    """Wrap every planned cell with an empty deployed cell (DEPLOY mode: parameters come from a checkpoint)."""
-    done = []
+    """Wrap every planned cell with an empty deployed cell (DEPLOY mode: parameters come from a checkpoint).
+
+    Returns ([(container, relative path, wrapper)], skipped plans) like `calibrate`."""
+    done, skipped = [], []
     containers = layout.decoder_layers(network) + [("", network)]
     for name, container in containers:
         only = layout.head_paths if container is network else None
         groups = () if container is network else layout.smooth_groups
-        for path, wrapper in wrap_cells(container, name, config, groups, only).items():
+        wrappers, container_skipped = wrap_cells(container, name, config, groups, only)
+        for path, wrapper in wrappers.items():
             wrapper.build_empty()
             done.append((container, path, wrapper))
-    return done
+        skipped.extend(container_skipped)
+    return done, skipped

@@ -13,27 +13,37 @@ class CellPlan:
     kind: str
     activation: bool = False
     smooth_multiply: bool = False
+    skip_reason: str = ""  # set when the cell stays float: why
+
+    @property
+    def quantized(self):
+        return not self.skip_reason
 
 
-def is_blacklisted(path, blacklist):
-    """The seed's fuzzy rule: a cell is skipped if any blacklist entry is a substring of its full name."""
-    return any(entry in path for entry in blacklist)
+def blacklist_entry(path, blacklist):
+    """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
+    return next((entry for entry in blacklist if entry in path), None)
+
+
+_DTYPE_FIELD = {"linear": "weight_quant_dtype", "kv_cache": "kvcache_quant_dtype"}
 
 
 def _plan(path, relative_path, kind, config, foldable):
-    if is_blacklisted(path, config.opname_blacklist):
-        return None
-    if kind == "linear" and config.weight_quant_dtype is not None:
+    entry = blacklist_entry(path, config.opname_blacklist)
+    if entry is not None:
+        return CellPlan(path, kind, skip_reason=f"opname_blacklist entry {entry!r}")
+    if getattr(config, _DTYPE_FIELD[kind]) is None:
+        return CellPlan(path, kind, skip_reason=f"{_DTYPE_FIELD[kind]} is None")
+    if kind == "linear":
         activation = config.act_quant_dtype is not None
         smooth = activation and config.outliers_suppression is OutliersSuppressionType.SMOOTH
         return CellPlan(path, kind, activation, smooth_multiply=smooth and relative_path not in foldable)
-    if kind == "kv_cache" and config.kvcache_quant_dtype is not None:
-        return CellPlan(path, kind)
-    return None
+    return CellPlan(path, kind)
 
 
 def plan_cells(container, prefix, config, smooth_groups=(), only=None):
-    """[(relative path, plan, wrapper class, float cell)] for the registered cells under `container`.
+    """[(relative path, plan, wrapper class, float cell)] for the registered cells under `container`, skipped
+    ones included (their plan says why).
 
     prefix: the container's full name; only: restrict to these relative paths.
     """
@@ -46,7 +56,6 @@ def plan_cells(container, prefix, config, smooth_groups=(), only=None):
         if wrapper_cls is None:
             continue
         path = f"{prefix}.{relative_path}" if prefix else relative_path
-        plan = _plan(path, relative_path, wrapper_cls.kind, config, foldable)
-        if plan is not None:
-            plans.append((relative_path, plan, wrapper_cls, cell))
+        plans.append((relative_path, _plan(path, relative_path, wrapper_cls.kind, config, foldable), wrapper_cls,
+                      cell))
     return plans

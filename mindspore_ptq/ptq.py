@@ -1,6 +1,4 @@
 """PTQ: post-training quantization of a network, following the CompAlgo lifecycle."""
-import logging
-
 import mindspore as ms
 
 from network_helpers.layouts import layout_for
@@ -10,8 +8,8 @@ from .calibration import build_deploy_structure, calibrate
 from .cells.tree import replace_cell
 from .comp_algo import CompAlgo
 from .config import PTQConfig, PTQMode
-
-logger = logging.getLogger(__name__)
+from .log import logger
+from .report import format_report, layer_report
 
 
 def _calibration_batches(datasets):
@@ -33,7 +31,8 @@ class PTQ(CompAlgo):
 
     QUANTIZE: `apply(network, helper, datasets)` calibrates layer by layer in PyNative; `convert(network)` puts
     the int8 cells in place. DEPLOY: `apply(network)` builds the same int8 structure empty, `convert(network)`
-    puts it in place, and `load_checkpoint` fills it.
+    puts it in place, and `load_checkpoint` fills it. After `apply`, `report` holds one record per quantizable
+    cell (see mindspore_ptq.report); it is logged at INFO as a table.
     """
 
     def __init__(self, config: PTQConfig):
@@ -41,6 +40,7 @@ class PTQ(CompAlgo):
             raise TypeError(f"PTQ needs a PTQConfig, got {type(config).__name__}")
         super().__init__(config)
         self._wrapped = []
+        self.report = []
 
     def _check_kv_cache(self, plans_found):
         if self.config.kvcache_quant_dtype is not None and not any(w.kind == "kv_cache" for _, _, w in plans_found):
@@ -52,15 +52,18 @@ class PTQ(CompAlgo):
             raise RuntimeError("this PTQ instance was already applied; create a new PTQ for another network")
         layout = network_helper.layout if network_helper is not None else layout_for(network)
         if self.config.mode is PTQMode.DEPLOY:
-            self._wrapped = build_deploy_structure(network, layout, self.config)
+            self._wrapped, skipped = build_deploy_structure(network, layout, self.config)
         else:
             if ms.get_context("mode") != ms.PYNATIVE_MODE:
                 raise RuntimeError("PTQ calibration runs in PyNative: call "
                                    "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) before apply()")
             batches = _calibration_batches(datasets) if self.config.needs_calibration_data else []
-            self._wrapped = calibrate(network, layout, batches, self.config, build_pipeline(self.config, layout))
+            self._wrapped, skipped = calibrate(network, layout, batches, self.config,
+                                               build_pipeline(self.config, layout))
         self._check_kv_cache(self._wrapped)
-        logger.info("PTQ %s: %d cells quantized", self.config.name, len(self._wrapped))
+        self.report = layer_report(self._wrapped, skipped)
+        logger.info("PTQ %s (%s): %d cells quantized\n%s", self.config.name, self.config.mode.value,
+                    len(self._wrapped), format_report(self.report))
         return network
 
     def convert(self, network):

@@ -57,10 +57,10 @@ class SmoothQuant:
             for linear in linears:
                 _scale_weight(linear, factors)
             for wrapper in quantized:
-                wrapper.input_divisor = factors
+                wrapper.input_divisor, wrapper.smoothing = factors, f"folded into {feeder}"
             grouped.update(linear_paths)
         for path, wrapper in wrappers.items():
             if path not in grouped and getattr(wrapper.plan, "smooth_multiply", False):
                 factors = self._factors(wrapper, [wrapper])
                 _scale_weight(wrapper, factors)
-                wrapper.input_divisor = factors
+                wrapper.input_divisor, wrapper.smoothing = factors, "input multiply"

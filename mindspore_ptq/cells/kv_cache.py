@@ -78,6 +78,17 @@ class KVCacheQuantWrapper(nn.Cell):
         self.value_observer.update(_channels(value.asnumpy()))
         return self.float_cell(key, value, batch_valid_length)
 
+    def track_error(self, on):
+        """Linears report their output error; the cache's error shows in the next layer's linears."""
+
+    def stats(self):
+        stats = {"scheme": "KV int8 static per-channel asymmetric"}
+        if self.key_observer.minimum is not None:
+            stats.update(key_min=float(self.key_observer.minimum.min()), key_max=float(self.key_observer.maximum.max()),
+                         value_min=float(self.value_observer.minimum.min()),
+                         value_max=float(self.value_observer.maximum.max()))
+        return stats
+
     def build_empty(self):
         batch, heads, seq, dim = self.float_cell.key_cache.shape
         cell = Int8KVCache(batch, heads, seq, dim, self.float_cell.key_cache.dtype)

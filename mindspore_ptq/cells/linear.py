@@ -120,6 +120,9 @@ class LinearQuantWrapper(nn.Cell):
         self.name, self.plan = name, plan
         self.observer = MinMaxObserver(name) if plan.activation else None
         self.input_divisor = None  # SmoothQuant factor s: the deployed cell sees x / s
+        self.smoothing = ""        # where s went: the feeding cell it was folded into, or "input multiply"
+        self._error = None         # [sum of squared output error, sum of squared float output] while tracking
+        self.relative_error = None
 
     @property
     def weight(self):
@@ -131,10 +134,48 @@ class LinearQuantWrapper(nn.Cell):
 
     def construct(self, x):
         if self.quantized is not None:
-            return self.quantized(x)
+            out = self.quantized(x)
+            if self._error is not None:
+                self._accumulate_error(x, out)
+            return out
         if self.observer is not None:
             self.observer.update(x.asnumpy())
         return self.float_cell(x)
+
+    def _float_reference(self, x):
+        """The float output for the input the quantized cell sees (undoing an input-multiply smoothing, whose
+        factor the float weight already carries)."""
+        if self.plan.smooth_multiply and self.input_divisor is not None:
+            x = x / Tensor(self.input_divisor, x.dtype)
+        return self.float_cell(x)
+
+    def _accumulate_error(self, x, out):
+        reference = self._float_reference(x).astype(ms.float32)
+        self._error[0] += float(ops.reduce_sum(ops.square(out.astype(ms.float32) - reference)).asnumpy())
+        self._error[1] += float(ops.reduce_sum(ops.square(reference)).asnumpy())
+
+    def track_error(self, on):
+        """Start (True) or stop (False) measuring ||y_q - y||^2 / ||y||^2 over the inputs that pass through."""
+        if on:
+            self._error = [0.0, 0.0]
+            return
+        if self._error is not None and self._error[1] > 0:
+            self.relative_error = self._error[0] / self._error[1]
+        self._error = None
+
+    def stats(self):
+        """Calibration facts for the per-layer report (plain data)."""
+        stats = {"scheme": "A8 static per-tensor asymmetric, W8 per-channel symmetric" if self.plan.activation
+                 else "W8 per-channel symmetric (weight-only)", "smoothing": self.smoothing,
+                 "relative_output_mse": self.relative_error}
+        if self.observer is not None and self.observer.minimum is not None:
+            stats.update(act_min=float(self.observer.minimum.min()), act_max=float(self.observer.maximum.max()))
+        if self.input_divisor is not None:
+            stats.update(smooth_min=float(self.input_divisor.min()), smooth_max=float(self.input_divisor.max()))
+        if isinstance(self.quantized, ActWeightQuantLinear):
+            stats.update(input_scale=float(self.quantized.input_scale.asnumpy()[0]),
+                         input_zero_point=float(self.quantized.input_zero_point.asnumpy()[0]))
+        return stats
 
     def build_empty(self):
         """The deployed cell with zero parameters: its structure depends on the plan alone."""

@@ -1,7 +1,4 @@
 """One registry from float cell types to the calibrating wrappers that quantize them."""
-import logging
-
-logger = logging.getLogger(__name__)
 
 _WRAPPERS = {}
 

@@ -3,9 +3,9 @@ import time
 
 import numpy as np
 import mindspore as ms
-from tqdm import tqdm
 
 from ..datasets import load_squad
+from ..log import progress
 
 
 def context_windows(dev_path, tokenizer, window=512, n_windows=64):
@@ -28,13 +28,13 @@ def _next_token_logp(network, window):
     return _log_softmax(network(ms.Tensor(window[None], ms.int32)).asnumpy()[0, :-1].astype(np.float64))
 
 
-def evaluate_perplexity(network, windows, reference=None, progress=True):
+def evaluate_perplexity(network, windows, reference=None):
     """PPL = exp(mean next-token NLL) over all windows; with `reference` (a network), also the mean
     KL(reference || network) of next-token distributions and the top-1 agreement in percent."""
     nll = kl = 0.0
     agree = count = 0
     start = time.perf_counter()
-    for window in tqdm(windows, desc="perplexity", unit="window", disable=not progress):
+    for window in progress(windows, desc="perplexity", unit="window"):
         logp, targets = _next_token_logp(network, window), window[1:]
         nll -= logp[np.arange(len(targets)), targets].sum()
         count += len(targets)

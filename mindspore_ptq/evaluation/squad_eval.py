@@ -1,14 +1,14 @@
 """SQuAD v1.1 generation evaluation: greedy answers for the first N dev questions, scored F1/EM."""
 import time
 
-from tqdm import tqdm
 
 from ..datasets import get_datasets, load_squad, pad_token_id_of
+from ..log import progress
 from .squad_metrics import emf1_metric_scores, extract_answer, squad_scores
 
 
 def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_tokens=24,
-                   template="squad_3shot", shots_path=None, progress=True):
+                   template="squad_3shot", shots_path=None):
     """Generate an answer per question and score it with the official SQuAD v1.1 metric and EmF1Metric.
 
     Returns {'f1', 'exact_match', 'mf_f1', 'mf_exact_match', 'n', 'seconds', 'predictions'}.
@@ -21,8 +21,7 @@ def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_
     pad = pad_token_id_of(tokenizer)
     predictions, golds = [], []
     start = time.perf_counter()
-    bar = tqdm(total=dataset.get_dataset_size() * helper.get_spec("batch_size"), desc="squad", unit="q",
-               disable=not progress)
+    bar = progress(total=dataset.get_dataset_size() * helper.get_spec("batch_size"), desc="squad", unit="q")
     for item in dataset.create_dict_iterator(output_numpy=True):
         prompts = item["input_ids"]
         outputs = helper.generate(network, prompts, max_new_tokens=max_new_tokens, pad_token_id=pad)

@@ -7,6 +7,7 @@ from mindspore import Tensor
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
 from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
 from mindspore_ptq.presets import APPROACHES, approach_config
+from mindspore_ptq.report import format_report
 from network_helpers.checkpoint_io import is_runtime_state
 from tests.conftest import build_tiny
 
@@ -149,3 +150,22 @@ def test_convert_before_apply_and_double_apply_fail():
     network, ptq = quantize_tiny("a16w8")
     with pytest.raises(RuntimeError, match="already applied"):
         ptq.apply(network, None, CALIBRATION)
+
+
+def test_report_says_how_each_cell_was_quantized_or_why_it_stayed_float():
+    _, ptq = quantize_tiny("a8w8c8")
+    records = {r["name"]: r for r in ptq.report}
+    linears = [n for n, r in records.items() if r["kind"] == "linear"]
+    assert len(linears) == 2 * 7 + 1 and sum(r["kind"] == "kv_cache" for r in records.values()) == 2
+    w2 = records["model.layers.1.feed_forward.w2"]
+    assert not w2["quantized"] and w2["reason"] == "opname_blacklist entry 'w2'"
+    assert records["model.layers.0.attention.wq"]["smoothing"] == "folded into attention_norm"
+    assert records["model.layers.0.attention.wo"]["smoothing"] == "input multiply"
+    for name in ("model.layers.0.attention.wq", "model.layers.1.feed_forward.w1"):
+        record = records[name]
+        assert record["act_min"] < 0 < record["act_max"] and record["smooth_min"] > 0
+        assert 0 < record["relative_output_mse"] < 0.05
+    kv_cache = records["model.layers.0.attention.kv_cache"]
+    assert kv_cache["quantized"] and kv_cache["key_min"] < kv_cache["key_max"]
+    text = format_report(ptq.report)
+    assert "opname_blacklist entry 'lm_head'" in text and text.endswith("14 of 17 quantizable cells quantized")
