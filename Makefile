@@ -6,6 +6,7 @@ SQUAD_DIR ?= ../shared/data/squad1.1
 ARTIFACTS := artifacts/smollm2-135m
 N_SAMPLES ?= 200
 PPL_WINDOWS ?= 64
+CALIB_SAMPLES ?= 32
 
 .PHONY: setup test squad convert bench clean
 
@@ -30,7 +31,7 @@ squad: convert  ## main job: float SmolLM2 on SQuAD v1.1 (F1/EM on N_SAMPLES dev
 		--ppl_windows $(PPL_WINDOWS) --output outputs/squad_fp32.json
 
 bench: convert  ## quantize every approach and evaluate it against float (writes outputs/bench/)
-	$(PY) example/ptq/bench_approaches.py --squad_dir $(SQUAD_DIR) --n_samples $(N_SAMPLES) \
+	$(VENV)/bin/mindspore-ptq bench --squad_dir $(SQUAD_DIR) --n_samples $(N_SAMPLES) --calib_samples $(CALIB_SAMPLES) \
 		--ppl_windows $(PPL_WINDOWS)
 
 clean:

@@ -11,6 +11,7 @@ import time
 import mindspore as ms
 
 from mindspore_ptq.datasets import load_squad
+from mindspore_ptq.evaluation.speed import generation_speed
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
@@ -37,11 +38,8 @@ def timed(function):
 
 def mindspore_speed(helper, checkpoint, prompt, new_tokens, mode):
     ms.set_context(mode=mode)
-    network = load_network(helper, checkpoint)
-    run = lambda n: network.generate([prompt], max_new_tokens=n, eos_token_id=-1)  # noqa: E731
-    run(2)  # compile the prefill and decode graphs (GRAPH_MODE) / warm the kernels (PyNative)
-    prefill, total = timed(lambda: run(1)), timed(lambda: run(new_tokens))
-    return prefill, total
+    speed = generation_speed(load_network(helper, checkpoint), prompt, new_tokens)
+    return speed["prefill_s"], speed["total_s"]
 
 
 def transformers_speed(prompt, new_tokens):

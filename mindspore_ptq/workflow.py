@@ -11,13 +11,27 @@ from network_helpers.llama.parallel import tp_rank_and_size
 from .checkpoint import config_path_for, load_quantized, save_quantized
 from .config import PTQConfig, PTQMode
 from .datasets import get_datasets
+from .evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
+from .log import progress
 from .ptq import PTQ
+from .report import report_path_for, save_report
 
 
-def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path, template="squad_3shot"):
-    """Calibrate the helper's float network in PyNative on SQuAD train samples, convert, save.
+def _float_forward_seconds(network, dataset):
+    """Wall time of one float forward pass over the calibration set (the yardstick for calibration cost)."""
+    start = time.perf_counter()
+    for item in progress(list(dataset.create_dict_iterator(output_numpy=True)), desc="float forward"):
+        network(ms.Tensor(item["input_ids"], ms.int32))
+    return time.perf_counter() - start
 
-    Returns a summary dict (checkpoint, size_mb, calibration_seconds, n_samples).
+
+def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path, template="squad_3shot",
+                           time_float_forward=False):
+    """Calibrate the helper's float network in PyNative on SQuAD train samples, convert, save the checkpoint,
+    its config and the per-layer report (<name>.report.json) beside it.
+
+    Returns a summary dict: checkpoint, size_mb, calibration_seconds, n_samples, rss_before_mb (after the float
+    network is loaded), peak_rss_mb (during calibration), and float_forward_seconds if `time_float_forward`.
     """
     ms.set_context(mode=ms.PYNATIVE_MODE)
     network = helper.create_network()
@@ -28,15 +42,20 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
                                n_samples=n_samples, template=template)
     else:
         n_samples = 0  # round-to-nearest weights need no data
+    summary = {"approach": config.name, "n_samples": n_samples}
+    if time_float_forward and dataset is not None:
+        summary["float_forward_seconds"] = _float_forward_seconds(network, dataset)
+    summary["rss_before_mb"], peak_tracked = rss_mb(), reset_peak_rss()
     start = time.perf_counter()
     ptq = PTQ(config)
     ptq.apply(network, helper, dataset)
     ptq.convert(network)
-    seconds = time.perf_counter() - start
+    summary["calibration_seconds"] = time.perf_counter() - start
+    summary["peak_rss_mb"] = peak_rss_mb() if peak_tracked else None
     checkpoint = save_quantized(network, output_path, config, source_checkpoint=helper.config.get("load_checkpoint"))
-    summary = {"approach": config.name, "checkpoint": str(checkpoint), "calibration_seconds": seconds,
-               "n_samples": n_samples, "size_mb": checkpoint.stat().st_size / 2 ** 20}
+    summary.update(checkpoint=str(checkpoint), size_mb=checkpoint.stat().st_size / 2 ** 20)
     if tp_rank_and_size()[0] == 0:
+        save_report(ptq.report, report_path_for(output_path))
         Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))
     return summary
 

@@ -1,6 +1,8 @@
-"""The example scripts run end to end on tiny settings: quantize, then deploy and evaluate."""
+"""The example scripts and the CLI run end to end on tiny settings: quantize, deploy and evaluate, benchmark."""
 import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,6 +35,7 @@ def tiny_yaml(smollm2_artifacts, tmp_path_factory):
                                                               p.name.endswith("norm_out.weight"))).astype(np.float32)
                for p in ParallelLlamaForCausalLM(args).get_parameters() if not p.name.endswith("_cache")}
     config["load_checkpoint"] = str(save_checkpoint_atomic(weights, directory / "tiny.ckpt"))
+    save_checkpoint_atomic({k: v.astype(np.float16) for k, v in weights.items()}, directory / "tiny_fp16.ckpt")
     path = directory / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -43,6 +46,10 @@ def test_quantize_then_deploy_and_evaluate(tiny_yaml, tmp_path):
         "--config", str(tiny_yaml), "--approach", "a8w8c8", "--n_samples", "2",
         "--dataset_path", str(SQUAD_DIR / "train-v1.1.json"), "--output_dir", str(tmp_path)])
     assert summary["n_samples"] == 2 and (tmp_path / "a8w8c8.ptq.yaml").is_file()
+    assert summary["peak_rss_mb"] >= summary["rss_before_mb"] > 0
+    report = json.loads((tmp_path / "a8w8c8.report.json").read_text())
+    assert {r["name"] for r in report if not r["quantized"]} == {"model.layers.0.feed_forward.w2",
+                                                                 "model.layers.1.feed_forward.w2", "lm_head"}
     results = load_script("eval_squad").main([
         "--config", str(tiny_yaml), "--load_checkpoint", summary["checkpoint"], "--n_samples", "2",
         "--max_new_tokens", "4", "--ppl_windows", "1", "--dataset_path", str(SQUAD_DIR / "dev-v1.1.json"),
@@ -51,3 +58,30 @@ def test_quantize_then_deploy_and_evaluate(tiny_yaml, tmp_path):
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["squad"]["n"] == 2 and 0 <= saved["squad"]["f1"] <= 100
     assert results["perplexity"]["kl"] >= 0 and 0 <= results["perplexity"]["top1"] <= 100
+
+
+def test_cli_help_explains_each_command():
+    for command in ("quantize", "eval", "bench"):
+        text = subprocess.run([sys.executable, "-m", "mindspore_ptq.cli", command, "--help"], check=True,
+                              capture_output=True, text=True).stdout
+        assert f"usage: mindspore-ptq {command}" in text and "--config" in text and "--log_level" in text
+
+
+def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
+    from mindspore_ptq.cli import main
+    rows = main(["bench", "--config", str(tiny_yaml), "--fp16_checkpoint", str(tiny_yaml.parent / "tiny_fp16.ckpt"),
+                 "--squad_dir", str(SQUAD_DIR), "--approaches", "a8w8c8", "--n_samples", "1", "--ppl_windows", "1",
+                 "--calib_samples", "2", "--speed_prompt_tokens", "16", "--speed_new_tokens", "4",
+                 "--output_dir", str(tmp_path), "--log_level", "WARNING"])
+    assert list(rows) == ["fp32", "fp16", "a8w8c8"]
+    quantized = rows["a8w8c8"]
+    assert quantized["size_mb"] < rows["fp16"]["size_mb"] < rows["fp32"]["size_mb"]
+    assert quantized["memory_mb"]["weights"] < rows["fp32"]["memory_mb"]["weights"]
+    assert quantized["perplexity"]["kl"] > 0 and quantized["speed"]["decode_tokens_per_s"] > 0
+    assert quantized["calibration_seconds"] > 0 and quantized["float_forward_seconds"] > 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert set(saved["rows"]) == set(rows) and saved["meta"]["cpu_count"] >= 1
+    tables = (tmp_path / "results.md").read_text()
+    assert tables.count("| a8w8c8 |") == 2 and "decode tok/s" in tables
+    for plot in ("accuracy_vs_size.png", "layer_errors.png"):
+        assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,4 @@
+"""python -m mindspore_ptq.cli ..."""
+from . import main
+
+main()
