@@ -1,6 +1,6 @@
 """PTQConfig: a self-validating, immutable description of one quantization, with a YAML round trip."""
 import enum
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Optional, Tuple
 
@@ -24,8 +24,24 @@ class OutliersSuppressionType(enum.Enum):
 
 
 class Granularity(enum.Enum):
-    PER_TENSOR = "per_tensor"
-    PER_CHANNEL = "per_channel"
+    PER_TENSOR = "per_tensor"    # activations: one static scale/zero point from calibration
+    PER_CHANNEL = "per_channel"  # weights and KV cache: one scale per output channel
+    PER_TOKEN = "per_token"      # activations: one symmetric scale per token, computed at run time
+
+
+class RangeObserver(enum.Enum):
+    """How a static activation range is chosen from the calibration data."""
+    MINMAX = "minmax"                # the observed extremes
+    PERCENTILE = "percentile"        # clip to the act_clip_percentile-th percentile of |x|
+    HISTOGRAM_MSE = "histogram_mse"  # the clip that minimises the quantization MSE of a histogram
+
+
+class LayerPrecision(enum.Enum):
+    """A per-layer override of how a linear is quantized (layer_overrides)."""
+    FLOAT = "float"
+    W8 = "w8"                              # int8 weights only
+    A8W8_PER_TENSOR = "a8w8_per_tensor"    # static activations
+    A8W8_PER_TOKEN = "a8w8_per_token"      # dynamic activations
 
 
 _INT8 = "Int8"
@@ -38,6 +54,15 @@ def _dtype_name(value, field_name):
     raise ValueError(f"PTQConfig.{field_name}: unsupported dtype {value!r}; only mindspore.int8 or None")
 
 
+def _plain(value):
+    """Enums to their values, tuples to lists: YAML-safe data."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class PTQConfig:
     """What to quantize and how. `None` dtypes leave that part in float.
@@ -47,6 +72,12 @@ class PTQConfig:
     kvcache_quant_dtype: int8 -> KV cache stored as int8 with static per-channel scales (C8).
     outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization.
     opname_blacklist: cells whose full name contains any of these strings stay float.
+    act_quant_granularity: PER_TENSOR (static, from calibration) or PER_TOKEN (dynamic, at run time).
+    act_observer: how static activation ranges are chosen (act_clip_percentile for PERCENTILE).
+    smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
+        output error on its calibration inputs (0.5 is always a candidate). Empty: `smooth_alpha` everywhere.
+    layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
+        a fallback plan. They take effect after the blacklist.
     """
     mode: PTQMode = PTQMode.QUANTIZE
     backend: BackendTarget = BackendTarget.NONE
@@ -59,12 +90,16 @@ class PTQConfig:
     weight_quant_granularity: Granularity = Granularity.PER_CHANNEL
     act_quant_granularity: Granularity = Granularity.PER_TENSOR
     kvcache_quant_granularity: Granularity = Granularity.PER_CHANNEL
+    act_observer: RangeObserver = RangeObserver.MINMAX
+    act_clip_percentile: float = 99.99
+    smooth_alpha_search: Tuple[Optional[float], ...] = ()
+    layer_overrides: Tuple[Tuple[str, LayerPrecision], ...] = ()
 
     def __post_init__(self):
         for name, kind in (("mode", PTQMode), ("backend", BackendTarget),
                            ("outliers_suppression", OutliersSuppressionType),
                            ("weight_quant_granularity", Granularity), ("act_quant_granularity", Granularity),
-                           ("kvcache_quant_granularity", Granularity)):
+                           ("kvcache_quant_granularity", Granularity), ("act_observer", RangeObserver)):
             if not isinstance(getattr(self, name), kind):
                 raise TypeError(f"PTQConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
         for name in ("weight_quant_dtype", "act_quant_dtype", "kvcache_quant_dtype"):
@@ -79,14 +114,35 @@ class PTQConfig:
             raise ValueError("PTQConfig: outliers_suppression=SMOOTH only applies with act_quant_dtype=int8")
         if not 0.0 <= self.smooth_alpha <= 1.0:
             raise ValueError(f"PTQConfig.smooth_alpha must be in [0, 1], got {self.smooth_alpha}")
-        supported = ((self.weight_quant_granularity, Granularity.PER_CHANNEL, "weight_quant_granularity"),
-                     (self.act_quant_granularity, Granularity.PER_TENSOR, "act_quant_granularity"),
-                     (self.kvcache_quant_granularity, Granularity.PER_CHANNEL, "kvcache_quant_granularity"))
-        for value, only, name in supported:
-            if value is not only:
-                raise ValueError(f"PTQConfig.{name}={value.value} is not supported; use {only.value}")
+        supported = ((self.weight_quant_granularity, (Granularity.PER_CHANNEL,), "weight_quant_granularity"),
+                     (self.act_quant_granularity, (Granularity.PER_TENSOR, Granularity.PER_TOKEN),
+                      "act_quant_granularity"),
+                     (self.kvcache_quant_granularity, (Granularity.PER_CHANNEL,), "kvcache_quant_granularity"))
+        for value, allowed, name in supported:
+            if value not in allowed:
+                raise ValueError(f"PTQConfig.{name}={value.value} is not supported; use "
+                                 f"{' or '.join(a.value for a in allowed)}")
+        self._check_calibration_options()
         if self.weight_quant_dtype is None and self.kvcache_quant_dtype is None:
             raise ValueError("PTQConfig quantizes nothing: set weight_quant_dtype and/or kvcache_quant_dtype")
+
+    def _check_calibration_options(self):
+        if not 0.0 < self.act_clip_percentile <= 100.0:
+            raise ValueError(f"PTQConfig.act_clip_percentile must be in (0, 100], got {self.act_clip_percentile}")
+        if self.act_observer is not RangeObserver.MINMAX and self.act_quant_dtype is None:
+            raise ValueError("PTQConfig.act_observer only applies with act_quant_dtype=int8")
+        alphas = tuple(self.smooth_alpha_search)
+        if alphas and self.outliers_suppression is not OutliersSuppressionType.SMOOTH:
+            raise ValueError("PTQConfig.smooth_alpha_search needs outliers_suppression=SMOOTH")
+        if any(a is not None and not 0.0 <= a <= 1.0 for a in alphas):
+            raise ValueError(f"PTQConfig.smooth_alpha_search values must be in [0, 1] or None, got {alphas}")
+        object.__setattr__(self, "smooth_alpha_search", alphas)
+        overrides = tuple((pattern, LayerPrecision(precision)) for pattern, precision in
+                          (self.layer_overrides.items() if isinstance(self.layer_overrides, dict)
+                           else self.layer_overrides))
+        if any(p.value.startswith("a8w8") for _, p in overrides) and self.act_quant_dtype is None:
+            raise ValueError("PTQConfig.layer_overrides: a8w8 layers need act_quant_dtype=int8")
+        object.__setattr__(self, "layer_overrides", overrides)
 
     @property
     def needs_calibration_data(self):
@@ -110,13 +166,9 @@ class PTQConfig:
             value = getattr(self, f.name)
             if f.name == "mode":
                 continue
-            if isinstance(value, enum.Enum):
-                value = value.value
-            elif f.name.endswith("_dtype"):
+            if f.name.endswith("_dtype"):
                 value = _dtype_name(value, f.name)
-            elif isinstance(value, tuple):
-                value = list(value)
-            data[f.name] = value
+            data[f.name] = _plain(value)
         return data
 
     def dump(self, path):
@@ -137,7 +189,7 @@ class PTQConfig:
             raise KeyError(f"unknown PTQConfig field(s): {unknown}")
         kinds = {"mode": PTQMode, "backend": BackendTarget, "outliers_suppression": OutliersSuppressionType,
                  "weight_quant_granularity": Granularity, "act_quant_granularity": Granularity,
-                 "kvcache_quant_granularity": Granularity}
+                 "kvcache_quant_granularity": Granularity, "act_observer": RangeObserver}
         values = {}
         for key, value in data.items():
             if key in kinds and not isinstance(value, kinds[key]):

@@ -22,3 +22,11 @@ def tp_max(array):
 def tp_min(array):
     """Elementwise min of `array` over all tensor-parallel ranks."""
     return -tp_max(-np.asarray(array, np.float32))
+
+
+def tp_sum(array):
+    """Elementwise sum of `array` over all tensor-parallel ranks."""
+    array = np.asarray(array, np.float32)
+    if tp_rank_and_size()[1] == 1:
+        return array
+    return ops.AllReduce(ops.ReduceOp.SUM, GlobalComm.WORLD_COMM_GROUP)(ms.Tensor(array)).asnumpy()

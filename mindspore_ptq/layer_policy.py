@@ -1,18 +1,27 @@
 """Which cells are quantized how: the registry says what can be, the config and blacklist say what is."""
 from dataclasses import dataclass
+from typing import Optional
 
 from .cells.registry import wrapper_for
-from .config import OutliersSuppressionType
+from .config import Granularity, LayerPrecision, OutliersSuppressionType, RangeObserver
 
 
 @dataclass(frozen=True)
 class CellPlan:
-    """How one cell is quantized. `smooth_multiply`: the SmoothQuant factor is applied by a multiply in the
-    deployed cell because no preceding cell can absorb it exactly."""
+    """How one cell is quantized.
+
+    activation: None (weight-only), PER_TENSOR (static) or PER_TOKEN (dynamic) int8 activations.
+    smooth_multiply: the SmoothQuant factor is applied by a multiply in the deployed cell because no preceding
+    cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; keep_samples: the
+    wrapper keeps a sample of its inputs (for range observers and the smoothing search).
+    """
     path: str
     kind: str
-    activation: bool = False
+    activation: Optional[Granularity] = None
     smooth_multiply: bool = False
+    range_observer: str = RangeObserver.MINMAX.value
+    clip_percentile: float = 99.99
+    keep_samples: bool = False
     skip_reason: str = ""  # set when the cell stays float: why
 
     @property
@@ -28,6 +37,29 @@ def blacklist_entry(path, blacklist):
 _DTYPE_FIELD = {"linear": "weight_quant_dtype", "kv_cache": "kvcache_quant_dtype"}
 
 
+_ACTIVATION = {LayerPrecision.W8: None, LayerPrecision.A8W8_PER_TENSOR: Granularity.PER_TENSOR,
+               LayerPrecision.A8W8_PER_TOKEN: Granularity.PER_TOKEN}
+
+
+def layer_override(path, config):
+    """(pattern, LayerPrecision) of the first layer_overrides entry contained in `path`, else (None, None)."""
+    return next(((p, precision) for p, precision in config.layer_overrides if p in path), (None, None))
+
+
+def _linear_plan(path, relative_path, config, foldable):
+    pattern, precision = layer_override(path, config)
+    if precision is LayerPrecision.FLOAT:
+        return CellPlan(path, "linear", skip_reason=f"layer_overrides entry {pattern!r}: float")
+    default = config.act_quant_granularity if config.act_quant_dtype is not None else None
+    activation = default if precision is None else _ACTIVATION[precision]
+    smooth = activation is not None and config.outliers_suppression is OutliersSuppressionType.SMOOTH
+    static = activation is Granularity.PER_TENSOR
+    observer = config.act_observer if static else RangeObserver.MINMAX
+    keep = activation is not None and (bool(config.smooth_alpha_search) or observer is not RangeObserver.MINMAX)
+    return CellPlan(path, "linear", activation, smooth_multiply=smooth and relative_path not in foldable,
+                    range_observer=observer.value, clip_percentile=config.act_clip_percentile, keep_samples=keep)
+
+
 def _plan(path, relative_path, kind, config, foldable):
     entry = blacklist_entry(path, config.opname_blacklist)
     if entry is not None:
@@ -35,9 +67,7 @@ def _plan(path, relative_path, kind, config, foldable):
     if getattr(config, _DTYPE_FIELD[kind]) is None:
         return CellPlan(path, kind, skip_reason=f"{_DTYPE_FIELD[kind]} is None")
     if kind == "linear":
-        activation = config.act_quant_dtype is not None
-        smooth = activation and config.outliers_suppression is OutliersSuppressionType.SMOOTH
-        return CellPlan(path, kind, activation, smooth_multiply=smooth and relative_path not in foldable)
+        return _linear_plan(path, relative_path, config, foldable)
     return CellPlan(path, kind)
 
 

@@ -1,5 +1,8 @@
-"""Range observers: running per-channel statistics of calibration activations."""
+"""Range observers: running per-channel statistics of calibration activations, row samples, and the ways a
+static per-tensor range is chosen from them."""
 import numpy as np
+
+from . import quant_functions as qf
 
 
 class MinMaxObserver:
@@ -31,3 +34,54 @@ class MinMaxObserver:
     def abs_max(self):
         self.check_seen()
         return np.maximum(np.abs(self.minimum), np.abs(self.maximum))
+
+
+class RowSample:
+    """Up to `rows_per_batch` evenly spaced rows (tokens) of each observed batch, for statistics that need the
+    data itself (percentile and histogram ranges, the smoothing search)."""
+
+    def __init__(self, rows_per_batch=256):
+        self.rows_per_batch, self.parts = rows_per_batch, []
+
+    def update(self, x):
+        rows = np.asarray(x, np.float32).reshape(-1, np.shape(x)[-1])
+        step = max(1, -(-len(rows) // self.rows_per_batch))
+        self.parts.append(rows[::step])
+
+    @property
+    def rows(self):
+        return np.concatenate(self.parts)
+
+
+def minmax_range(x, **_):
+    """The observed extremes."""
+    return float(np.min(x)), float(np.max(x))
+
+
+def percentile_range(x, percentile=99.99, **_):
+    """Clip each tail at the given percentile (of the values, so the range stays asymmetric)."""
+    return float(np.percentile(x, 100 - percentile)), float(np.percentile(x, percentile))
+
+
+def histogram_mse_range(x, bins=2048, grid=33, **_):
+    """The clip range (low, high) that minimises the int8 quantization MSE of a histogram of x.
+
+    Candidates shrink each end independently to a fraction in [0.2, 1] of the observed extreme; each candidate's
+    error is that of quantizing the bin centres (clipping included), weighted by the bin counts.
+    """
+    low, high = min(float(np.min(x)), 0.0), max(float(np.max(x)), 0.0)
+    if high == low:
+        return low, high
+    counts, edges = np.histogram(x, bins=bins, range=(low, high))
+    centres = (edges[:-1] + edges[1:]) / 2
+    fractions = np.linspace(0.2, 1.0, grid)
+    lows, highs = np.meshgrid(low * fractions, high * fractions, indexing="ij")
+    scale, zero_point = qf.asymmetric_scale_zero_point(lows.ravel(), highs.ravel())
+    restored = qf.dequantize(qf.quantize(centres[None, :], scale[:, None], zero_point[:, None]), scale[:, None],
+                             zero_point[:, None])
+    errors = ((restored - centres[None, :]) ** 2 * counts[None, :]).sum(1)
+    best = int(np.argmin(errors))
+    return float(lows.ravel()[best]), float(highs.ravel()[best])
+
+
+RANGE_OBSERVERS = {"minmax": minmax_range, "percentile": percentile_range, "histogram_mse": histogram_mse_range}

@@ -48,6 +48,13 @@ def quantize_weight_per_channel(weight, abs_max=None):
     return quantize(weight, scale[:, None], 0.0, -SYM_MAX, SYM_MAX), scale
 
 
+def quantize_per_token(x):
+    """Symmetric int8 per row (token) of x (..., channels): (int8 q, float32 scale (..., 1)), x ~ q * scale."""
+    x = np.asarray(x, np.float32)
+    scale = symmetric_scale(np.abs(x).max(axis=-1, keepdims=True))
+    return quantize(x, scale, 0.0, -SYM_MAX, SYM_MAX), scale
+
+
 def fake_quantize(x, scale, zero_point=0.0, qmin=QMIN, qmax=QMAX):
     """dequantize(quantize(x)): the value an integer kernel sees."""
     return dequantize(quantize(x, scale, zero_point, qmin, qmax), scale, zero_point)

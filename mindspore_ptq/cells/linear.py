@@ -1,4 +1,5 @@
-"""Quantized linears: the calibrating wrapper and the deployed int8 cells it builds.
+"""Deployed int8 linears: weight-only (A16W8), static per-tensor activations (A8W8) and dynamic per-token
+activations (A8W8 per token).
 
 Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
 backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
@@ -12,9 +13,6 @@ from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear
 from network_helpers.llama.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
-from ..distributed import tp_max, tp_min
-from ..observers import MinMaxObserver
-from .registry import register
 
 
 def _zeros(shape, dtype):
@@ -97,113 +95,47 @@ class ActWeightQuantLinear(WeightQuantLinear):
             self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
 
 
+class DynamicActWeightQuantLinear(WeightQuantLinear):
+    """A8W8 per token: each token's row of x (after an optional smoothing multiply) gets a symmetric int8 scale at
+    run time, s_t = max|x_t| / 127; y = ((x / s_t) rounded @ Wq^T) * s_t * weight_scale."""
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output)
+        self.smooth = smooth
+        if smooth:
+            self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
+                                          requires_grad=False)
+
+    def shard_axes(self):
+        axes = super().shard_axes()
+        if self.smooth and self.parallel_mode == "row":
+            axes["smooth_scale"] = 0
+        return axes
+
+    def token_scale(self, x):
+        abs_max = ops.amax(ops.abs(x), -1, keepdims=True)
+        if self.tp_size > 1 and self.parallel_mode == "row":  # each rank holds part of every token's channels
+            abs_max = ops.amax(all_gather_last_dim(abs_max, self.tp_size), -1, keepdims=True)
+        return ops.where(abs_max > 0, abs_max / qf.SYM_MAX, ops.ones_like(abs_max))
+
+    def construct(self, x):
+        x = x.astype(ms.float32)
+        if self.smooth:
+            x = x * self.smooth_scale
+        scale = self.token_scale(x)
+        q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
+        out = (linear(q, self.weight, ms.float32) * scale * self.weight_scale).astype(self.compute_dtype)
+        return self._collect(out)
+
+    def set_quant_params(self, weight_q, weight_scale, smooth_scale=None, **_):
+        super().set_quant_params(weight_q, weight_scale)
+        if self.smooth:
+            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
+
+
 def parallel_layout(float_cell):
     """How the float linear is split: our cells say so; MindFormers' row linears have `input_is_parallel`."""
     default = "row" if hasattr(float_cell, "input_is_parallel") else "column"
     return dict(parallel_mode=getattr(float_cell, "parallel_mode", default),
                 tp_size=getattr(float_cell, "tp_size", 1), gather_output=getattr(float_cell, "gather_output", False))
-
-
-@register(ColumnParallelLinear, RowParallelLinear)
-class LinearQuantWrapper(nn.Cell):
-    """Stands in for a float linear during `apply()`: observes its input, then runs its quantized form.
-
-    The float cell and the quantized cell are held as plain attributes (not sub-cells), so wrapping renames
-    no parameter; `convert()` puts `quantized` in the network in the wrapper's place.
-    """
-    kind = "linear"
-
-    def __init__(self, name, float_cell, plan):
-        super().__init__()
-        object.__setattr__(self, "float_cell", float_cell)
-        object.__setattr__(self, "quantized", None)
-        self.name, self.plan = name, plan
-        self.observer = MinMaxObserver(name) if plan.activation else None
-        self.input_divisor = None  # SmoothQuant factor s: the deployed cell sees x / s
-        self.smoothing = ""        # where s went: the feeding cell it was folded into, or "input multiply"
-        self._error = None         # [sum of squared output error, sum of squared float output] while tracking
-        self.relative_error = None
-
-    @property
-    def weight(self):
-        return self.float_cell.weight
-
-    @property
-    def parallel_mode(self):
-        return parallel_layout(self.float_cell)["parallel_mode"]
-
-    def construct(self, x):
-        if self.quantized is not None:
-            out = self.quantized(x)
-            if self._error is not None:
-                self._accumulate_error(x, out)
-            return out
-        if self.observer is not None:
-            self.observer.update(x.asnumpy())
-        return self.float_cell(x)
-
-    def _float_reference(self, x):
-        """The float output for the input the quantized cell sees (undoing an input-multiply smoothing, whose
-        factor the float weight already carries)."""
-        if self.plan.smooth_multiply and self.input_divisor is not None:
-            x = x / Tensor(self.input_divisor, x.dtype)
-        return self.float_cell(x)
-
-    def _accumulate_error(self, x, out):
-        reference = self._float_reference(x).astype(ms.float32)
-        self._error[0] += float(ops.reduce_sum(ops.square(out.astype(ms.float32) - reference)).asnumpy())
-        self._error[1] += float(ops.reduce_sum(ops.square(reference)).asnumpy())
-
-    def track_error(self, on):
-        """Start (True) or stop (False) measuring ||y_q - y||^2 / ||y||^2 over the inputs that pass through."""
-        if on:
-            self._error = [0.0, 0.0]
-            return
-        if self._error is not None and self._error[1] > 0:
-            self.relative_error = self._error[0] / self._error[1]
-        self._error = None
-
-    def stats(self):
-        """Calibration facts for the per-layer report (plain data)."""
-        stats = {"scheme": "A8 static per-tensor asymmetric, W8 per-channel symmetric" if self.plan.activation
-                 else "W8 per-channel symmetric (weight-only)", "smoothing": self.smoothing,
-                 "relative_output_mse": self.relative_error}
-        if self.observer is not None and self.observer.minimum is not None:
-            stats.update(act_min=float(self.observer.minimum.min()), act_max=float(self.observer.maximum.max()))
-        if self.input_divisor is not None:
-            stats.update(smooth_min=float(self.input_divisor.min()), smooth_max=float(self.input_divisor.max()))
-        if isinstance(self.quantized, ActWeightQuantLinear):
-            stats.update(input_scale=float(self.quantized.input_scale.asnumpy()[0]),
-                         input_zero_point=float(self.quantized.input_zero_point.asnumpy()[0]))
-        return stats
-
-    def build_empty(self):
-        """The deployed cell with zero parameters: its structure depends on the plan alone."""
-        out_features, in_features = self.float_cell.weight.shape
-        common = dict(compute_dtype=self.float_cell.compute_dtype, **parallel_layout(self.float_cell))
-        if self.plan.activation:
-            cell = ActWeightQuantLinear(in_features, out_features, smooth=self.plan.smooth_multiply, **common)
-        else:
-            cell = WeightQuantLinear(in_features, out_features, **common)
-        object.__setattr__(self, "quantized", cell)
-        return cell
-
-    def quantize(self):
-        """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
-        weight = self.float_cell.weight.asnumpy()
-        abs_max = np.abs(weight).max(axis=1)
-        if self.parallel_mode == "row":  # each rank holds part of every output row
-            abs_max = tp_max(abs_max)
-        weight_q, weight_scale = qf.quantize_weight_per_channel(weight, abs_max)
-        params = dict(weight_q=weight_q, weight_scale=weight_scale)
-        if self.plan.activation:
-            self.observer.check_seen()
-            divisor = np.ones_like(self.observer.minimum) if self.input_divisor is None else self.input_divisor
-            low = tp_min((self.observer.minimum / divisor).min())  # a row linear's input channels are split
-            high = tp_max((self.observer.maximum / divisor).max())
-            params["input_scale"], params["input_zero_point"] = qf.asymmetric_scale_zero_point(low, high)
-            if self.plan.smooth_multiply:
-                params["smooth_scale"] = (1.0 / divisor).astype(np.float32)
-        cell = self.build_empty()
-        cell.set_quant_params(**params)
-        return cell

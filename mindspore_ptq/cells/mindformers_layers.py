@@ -5,7 +5,7 @@ Registered when MindFormers is importable; a debug log says so when it is not. I
 """
 import logging
 
-from .linear import LinearQuantWrapper
+from .linear_wrapper import LinearQuantWrapper
 from .registry import register
 
 logger = logging.getLogger(__name__)

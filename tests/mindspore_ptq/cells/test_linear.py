@@ -4,7 +4,9 @@ import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import quant_functions as qf
-from mindspore_ptq.cells.linear import ActWeightQuantLinear, LinearQuantWrapper, WeightQuantLinear
+from mindspore_ptq.cells.linear import ActWeightQuantLinear, DynamicActWeightQuantLinear, WeightQuantLinear
+from mindspore_ptq.cells.linear_wrapper import LinearQuantWrapper
+from mindspore_ptq.config import Granularity
 from mindspore_ptq.layer_policy import CellPlan
 from network_helpers.llama.layers import ColumnParallelLinear
 
@@ -51,7 +53,7 @@ def test_parameters_are_int8_weights_with_float32_scales():
 def test_wrapper_measures_the_relative_output_error_of_its_quantized_form():
     float_cell = ColumnParallelLinear(32, 24)
     float_cell.weight.set_data(Tensor(W))
-    wrapper = LinearQuantWrapper("probe", float_cell, CellPlan("probe", "linear", activation=True))
+    wrapper = LinearQuantWrapper("probe", float_cell, CellPlan("probe", "linear", activation=Granularity.PER_TENSOR))
     wrapper(Tensor(X))  # observe
     quantized = wrapper.quantize()
     wrapper.track_error(True)

@@ -4,7 +4,7 @@ from mindspore import nn
 
 from mindspore_ptq.cells import register, registered_types, wrapper_for
 from mindspore_ptq.cells.kv_cache import KVCacheQuantWrapper
-from mindspore_ptq.cells.linear import LinearQuantWrapper
+from mindspore_ptq.cells.linear_wrapper import LinearQuantWrapper
 from mindspore_ptq.config import PTQConfig
 from mindspore_ptq.layer_policy import plan_cells
 from network_helpers.llama import ColumnParallelLinear, RowParallelLinear, StaticKVCache

@@ -1,0 +1,159 @@
+"""The calibrating stand-in for a float linear: observes its inputs, then builds and runs its int8 form."""
+import numpy as np
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear
+
+from .. import quant_functions as qf
+from ..config import Granularity
+from ..distributed import tp_max, tp_min, tp_sum
+from ..observers import RANGE_OBSERVERS, MinMaxObserver, RowSample
+from .linear import ActWeightQuantLinear, DynamicActWeightQuantLinear, WeightQuantLinear, parallel_layout
+from .registry import register
+
+_SCHEMES = {None: "W8 per-channel symmetric (weight-only)",
+            Granularity.PER_TENSOR: "A8 static per-tensor asymmetric, W8 per-channel symmetric",
+            Granularity.PER_TOKEN: "A8 dynamic per-token symmetric, W8 per-channel symmetric"}
+
+
+@register(ColumnParallelLinear, RowParallelLinear)
+class LinearQuantWrapper(nn.Cell):
+    """Stands in for a float linear during `apply()`: observes its input, then runs its quantized form.
+
+    The float cell and the quantized cell are held as plain attributes (not sub-cells), so wrapping renames
+    no parameter; `convert()` puts `quantized` in the network in the wrapper's place.
+    """
+    kind = "linear"
+
+    def __init__(self, name, float_cell, plan):
+        super().__init__()
+        object.__setattr__(self, "float_cell", float_cell)
+        object.__setattr__(self, "quantized", None)
+        self.name, self.plan = name, plan
+        self.observer = MinMaxObserver(name) if plan.activation else None
+        self.sample = RowSample() if plan.keep_samples else None
+        self.input_divisor = None  # SmoothQuant factor s: the deployed cell sees x / s
+        self.smoothing = ""        # where s went: the feeding cell it was folded into, or "input multiply"
+        self.smooth_alpha = None   # the alpha that chose s (None with no smoothing)
+        self.alpha_errors = None   # {candidate alpha: simulated output error} when alpha was searched
+        self._error = None         # [sum of squared output error, sum of squared float output] while tracking
+        self.relative_error = None
+
+    @property
+    def weight(self):
+        return self.float_cell.weight
+
+    @property
+    def parallel_mode(self):
+        return parallel_layout(self.float_cell)["parallel_mode"]
+
+    def construct(self, x):
+        if self.quantized is not None:
+            out = self.quantized(x)
+            if self._error is not None:
+                self._accumulate_error(x, out)
+            return out
+        if self.observer is not None:
+            values = x.asnumpy()
+            self.observer.update(values)
+            if self.sample is not None:
+                self.sample.update(values)
+        return self.float_cell(x)
+
+    def _float_reference(self, x):
+        """The float output for the input the quantized cell sees (undoing an input-multiply smoothing, whose
+        factor the float weight already carries)."""
+        if self.plan.smooth_multiply and self.input_divisor is not None:
+            x = x / Tensor(self.input_divisor, x.dtype)
+        return self.float_cell(x)
+
+    def _accumulate_error(self, x, out):
+        reference = self._float_reference(x).astype(ms.float32)
+        self._error[0] += float(ops.reduce_sum(ops.square(out.astype(ms.float32) - reference)).asnumpy())
+        self._error[1] += float(ops.reduce_sum(ops.square(reference)).asnumpy())
+
+    def track_error(self, on):
+        """Start (True) or stop (False) measuring ||y_q - y||^2 / ||y||^2 over the inputs that pass through."""
+        if on:
+            self._error = [0.0, 0.0]
+            return
+        if self._error is not None and self._error[1] > 0:
+            self.relative_error = self._error[0] / self._error[1]
+        self._error = None
+
+    def stats(self):
+        """Calibration facts for the per-layer report (plain data)."""
+        stats = {"scheme": _SCHEMES[self.plan.activation], "smoothing": self.smoothing,
+                 "smooth_alpha": self.smooth_alpha, "alpha_errors": self.alpha_errors,
+                 "relative_output_mse": self.relative_error}
+        if self.observer is not None and self.observer.minimum is not None:
+            stats.update(act_min=float(self.observer.minimum.min()), act_max=float(self.observer.maximum.max()))
+        if self.input_divisor is not None:
+            stats.update(smooth_min=float(self.input_divisor.min()), smooth_max=float(self.input_divisor.max()))
+        if isinstance(self.quantized, ActWeightQuantLinear):
+            stats.update(range_observer=self.plan.range_observer,
+                         input_scale=float(self.quantized.input_scale.asnumpy()[0]),
+                         input_zero_point=float(self.quantized.input_zero_point.asnumpy()[0]))
+        return stats
+
+    def build_empty(self):
+        """The deployed cell with zero parameters: its structure depends on the plan alone."""
+        out_features, in_features = self.float_cell.weight.shape
+        common = dict(compute_dtype=self.float_cell.compute_dtype, **parallel_layout(self.float_cell))
+        if self.plan.activation is Granularity.PER_TENSOR:
+            cell = ActWeightQuantLinear(in_features, out_features, smooth=self.plan.smooth_multiply, **common)
+        elif self.plan.activation is Granularity.PER_TOKEN:
+            cell = DynamicActWeightQuantLinear(in_features, out_features, smooth=self.plan.smooth_multiply, **common)
+        else:
+            cell = WeightQuantLinear(in_features, out_features, **common)
+        object.__setattr__(self, "quantized", cell)
+        return cell
+
+    def _weight_abs_max(self, weight):
+        abs_max = np.abs(weight).max(axis=1)
+        return tp_max(abs_max) if self.parallel_mode == "row" else abs_max  # rows are split across ranks
+
+    def static_range(self, divisor, rows=None):
+        """(low, high) of the smoothed input x / s by the plan's range observer, global over ranks."""
+        if self.plan.range_observer == "minmax" and rows is None:
+            low, high = (self.observer.minimum / divisor).min(), (self.observer.maximum / divisor).max()
+        else:
+            rows = self.sample.rows if rows is None else rows
+            low, high = RANGE_OBSERVERS[self.plan.range_observer](rows / divisor, percentile=self.plan.clip_percentile)
+        return tp_min(low), tp_max(high)  # a row linear's input channels are split
+
+    def simulate_error(self, rows, divisor):
+        """(||y_q - y||^2, ||y||^2) of this linear on `rows` if smoothed by `divisor`, by numpy fake-quant;
+        summed over ranks."""
+        weight = self.float_cell.weight.asnumpy().astype(np.float32)
+        reference = rows @ weight.T
+        smoothed_weight = weight * divisor[None, :]
+        weight_q, weight_scale = qf.quantize_weight_per_channel(smoothed_weight,
+                                                                self._weight_abs_max(smoothed_weight))
+        x = rows / divisor
+        if self.plan.activation is Granularity.PER_TOKEN:
+            q, scale = qf.quantize_per_token(x)
+            x = q.astype(np.float32) * scale
+        else:
+            scale, zero_point = qf.asymmetric_scale_zero_point(*self.static_range(divisor, rows))
+            x = qf.fake_quantize(x, scale, zero_point)
+        out = x @ qf.dequantize(weight_q, weight_scale[:, None]).T
+        return tp_sum([((out - reference) ** 2).sum(), (reference ** 2).sum()])
+
+    def quantize(self):
+        """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
+        weight = self.float_cell.weight.asnumpy()
+        weight_q, weight_scale = qf.quantize_weight_per_channel(weight, self._weight_abs_max(weight))
+        params = dict(weight_q=weight_q, weight_scale=weight_scale)
+        if self.plan.activation:
+            self.observer.check_seen()
+            divisor = np.ones_like(self.observer.minimum) if self.input_divisor is None else self.input_divisor
+            if self.plan.activation is Granularity.PER_TENSOR:
+                params["input_scale"], params["input_zero_point"] = qf.asymmetric_scale_zero_point(
+                    *self.static_range(divisor))
+            if self.plan.smooth_multiply:
+                params["smooth_scale"] = (1.0 / divisor).astype(np.float32)
+        cell = self.build_empty()
+        cell.set_quant_params(**params)
+        return cell
