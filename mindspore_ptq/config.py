@@ -137,9 +137,12 @@ class PTQConfig:
         if any(a is not None and not 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"PTQConfig.smooth_alpha_search values must be in [0, 1] or None, got {alphas}")
         object.__setattr__(self, "smooth_alpha_search", alphas)
-        overrides = tuple((pattern, LayerPrecision(precision)) for pattern, precision in
-                          (self.layer_overrides.items() if isinstance(self.layer_overrides, dict)
-                           else self.layer_overrides))
+        pairs = self.layer_overrides.items() if isinstance(self.layer_overrides, dict) else self.layer_overrides
+        choices = [p.value for p in LayerPrecision]
+        bad = [p for _, p in pairs if not isinstance(p, LayerPrecision) and p not in choices]
+        if bad:
+            raise ValueError(f"PTQConfig.layer_overrides: {bad[0]!r} is not one of {choices}")
+        overrides = tuple((pattern, LayerPrecision(precision)) for pattern, precision in pairs)
         if any(p.value.startswith("a8w8") for _, p in overrides) and self.act_quant_dtype is None:
             raise ValueError("PTQConfig.layer_overrides: a8w8 layers need act_quant_dtype=int8")
         object.__setattr__(self, "layer_overrides", overrides)

@@ -3,7 +3,7 @@ import pytest
 import mindspore as ms
 
 from mindspore_ptq import OutliersSuppressionType, PTQConfig, PTQMode
-from mindspore_ptq.config import Granularity
+from mindspore_ptq.config import Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.presets import APPROACHES, approach_config
 
 
@@ -22,10 +22,26 @@ def test_yaml_round_trip(tmp_path, name):
     (dict(weight_quant_dtype=ms.int8, outliers_suppression=OutliersSuppressionType.SMOOTH), "only applies"),
     (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, smooth_alpha=1.5), "smooth_alpha"),
     (dict(weight_quant_dtype=ms.int8, weight_quant_granularity=Granularity.PER_TENSOR), "not supported"),
-], ids=["act-without-weight", "uint8", "fp16-kv", "nothing", "smooth-without-act", "alpha", "granularity"])
+    (dict(weight_quant_dtype=ms.int8, act_observer=RangeObserver.PERCENTILE), "act_observer only applies"),
+    (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, smooth_alpha_search=(0.3,)), "needs outliers"),
+    (dict(weight_quant_dtype=ms.int8, layer_overrides={"w2": "a8w8_per_token"}), "need act_quant_dtype"),
+    (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, act_clip_percentile=0), "act_clip_percentile"),
+], ids=["act-without-weight", "uint8", "fp16-kv", "nothing", "smooth-without-act", "alpha", "granularity",
+        "observer-without-act", "search-without-smooth", "override-without-act", "percentile"])
 def test_invalid_combinations_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PTQConfig(**kwargs)
+
+
+def test_accuracy_recovery_fields_round_trip(tmp_path):
+    config = PTQConfig(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8,
+                       outliers_suppression=OutliersSuppressionType.SMOOTH, act_observer=RangeObserver.HISTOGRAM_MSE,
+                       act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=[None, 0.3],
+                       layer_overrides={"layers.3.feed_forward.w2": "float", "w1": "w8"})
+    assert config.layer_overrides == (("layers.3.feed_forward.w2", LayerPrecision.FLOAT), ("w1", LayerPrecision.W8))
+    assert PTQConfig.load(config.dump(tmp_path / "c.yaml")) == config
+    with pytest.raises(ValueError, match="'fp8'"):
+        PTQConfig(weight_quant_dtype=ms.int8, layer_overrides={"w1": "fp8"})
 
 
 def test_wrong_types_are_named():

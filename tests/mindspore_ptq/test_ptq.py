@@ -5,6 +5,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
+from mindspore_ptq.config import Granularity, RangeObserver
 from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
 from mindspore_ptq.presets import APPROACHES, approach_config
 from mindspore_ptq.report import format_report
@@ -14,13 +15,28 @@ from tests.conftest import build_tiny
 RNG = np.random.default_rng(1)
 CALIBRATION = [RNG.integers(1, 90, (1, 40)).astype(np.int32) for _ in range(4)]
 PROBE = Tensor(RNG.integers(1, 90, (1, 32)).astype(np.int32))
+# Beyond the presets: per-token activations, and a mixed-precision plan with a histogram observer and a searched
+# smoothing alpha (what the accuracy-recovery features produce).
+EXTRA_CONFIGS = {
+    "a8w8_per_token": dict(APPROACHES["a8w8"], act_quant_granularity=Granularity.PER_TOKEN),
+    "a8w8_mixed": dict(APPROACHES["a8w8"], opname_blacklist=("lm_head",), act_observer=RangeObserver.HISTOGRAM_MSE,
+                       smooth_alpha_search=(None, 0.3, 0.8),
+                       layer_overrides=(("layers.0.feed_forward.w2", "float"), ("layers.1.attention", "w8"),
+                                        ("w1", "a8w8_per_token"))),
+}
 # Relative max logit error vs float on the tiny random model (measured 0.03-0.25; these are loose ceilings).
-MAX_RELATIVE_ERROR = {"a16w8": 0.1, "c8": 0.3, "a16w8c8": 0.3, "a8w8": 0.4, "a8w8c8": 0.5}
+MAX_RELATIVE_ERROR = {"a16w8": 0.1, "c8": 0.3, "a16w8c8": 0.3, "a8w8": 0.4, "a8w8c8": 0.5, "a8w8_per_token": 0.4,
+                      "a8w8_mixed": 0.4}
+
+
+def config_for(name, **overrides):
+    return PTQConfig(**{**EXTRA_CONFIGS[name], **overrides}) if name in EXTRA_CONFIGS else \
+        approach_config(name, **overrides)
 
 
 def quantize_tiny(name, **overrides):
     network = build_tiny()
-    ptq = PTQ(approach_config(name, **overrides))
+    ptq = PTQ(config_for(name, **overrides))
     ptq.apply(network, None, CALIBRATION)
     return network, ptq
 
@@ -29,14 +45,14 @@ def stored_signature(network):
     return {p.name: (tuple(p.shape), p.dtype) for p in network.get_parameters() if not is_runtime_state(p.name)}
 
 
-@pytest.fixture(scope="module", params=sorted(APPROACHES))
+@pytest.fixture(scope="module", params=sorted(APPROACHES) + sorted(EXTRA_CONFIGS))
 def quantized(request, tmp_path_factory):
     ms.set_context(mode=ms.PYNATIVE_MODE)
     network, ptq = quantize_tiny(request.param)
     calibrated_logits = network(PROBE).asnumpy()
     ptq.convert(network)
     path = save_quantized(network, tmp_path_factory.mktemp(request.param) / f"{request.param}.ckpt",
-                          approach_config(request.param))
+                          config_for(request.param))
     return request.param, network, calibrated_logits, path
 
 
@@ -55,13 +71,13 @@ def test_converted_network_is_quantized_and_close_to_float(quantized):
 def test_deploy_rebuilds_exactly_the_saved_parameters_and_outputs(quantized):
     name, network, _, path = quantized
     deployed = build_tiny(seed=7)  # other float weights: everything must come from the checkpoint
-    ptq = PTQ(approach_config(name, mode=PTQMode.DEPLOY))
+    ptq = PTQ(config_for(name, mode=PTQMode.DEPLOY))
     ptq.apply(deployed)
     ptq.convert(deployed)
     saved = {n: (tuple(p.shape), p.dtype) for n, p in ms.load_checkpoint(str(path)).items()}
     assert stored_signature(deployed) == {n: (shape, dtype if n.endswith(("_scale", "_zero_point")) or
                                               dtype != ms.float16 else ms.float32) for n, (shape, dtype) in saved.items()}
-    load_quantized(deployed, path, approach_config(name, mode=PTQMode.DEPLOY))
+    load_quantized(deployed, path, config_for(name, mode=PTQMode.DEPLOY))
     expected = network(PROBE).asnumpy()
     # float weights were stored as float16, so the deployed network differs from the calibrated one slightly
     np.testing.assert_allclose(deployed(PROBE).asnumpy(), expected, atol=5e-2 * np.abs(expected).max())
@@ -97,7 +113,7 @@ def test_deploy_with_a_checkpoint_of_another_config_fails(quantized, tmp_path):
     config_path_for(path).rename(tmp_path / "gone.yaml")
     try:
         with pytest.raises(FileNotFoundError, match="no PTQ config beside it"):
-            load_quantized(build_tiny(), path, approach_config(name, mode=PTQMode.DEPLOY))
+            load_quantized(build_tiny(), path, config_for(name, mode=PTQMode.DEPLOY))
     finally:
         (tmp_path / "gone.yaml").rename(config_path_for(path))
 
@@ -169,3 +185,24 @@ def test_report_says_how_each_cell_was_quantized_or_why_it_stayed_float():
     assert kv_cache["quantized"] and kv_cache["key_min"] < kv_cache["key_max"]
     text = format_report(ptq.report)
     assert "opname_blacklist entry 'lm_head'" in text and text.endswith("14 of 17 quantizable cells quantized")
+
+
+def test_mixed_plan_quantizes_each_layer_as_overridden():
+    _, ptq = quantize_tiny("a8w8_mixed")
+    records = {r["name"]: r for r in ptq.report}
+    assert records["model.layers.0.feed_forward.w2"]["reason"] == \
+        "layer_overrides entry 'layers.0.feed_forward.w2': float"
+    assert records["model.layers.1.feed_forward.w2"]["scheme"].startswith("A8 static")
+    assert records["model.layers.1.attention.wq"]["scheme"].startswith("W8")
+    assert records["model.layers.0.feed_forward.w1"]["scheme"].startswith("A8 dynamic per-token")
+    assert records["model.layers.0.attention.wo"]["range_observer"] == "histogram_mse"
+
+
+def test_alpha_search_never_chooses_worse_than_the_default_alpha():
+    _, ptq = quantize_tiny("a8w8_mixed")
+    searched = [r for r in ptq.report if r.get("alpha_errors")]
+    assert len(searched) >= 4
+    for record in searched:
+        errors = record["alpha_errors"]
+        assert set(errors) == {"0.5", "None", "0.3", "0.8"}
+        assert errors[str(record["smooth_alpha"])] == min(errors.values()) <= errors["0.5"]

@@ -66,3 +66,18 @@ def test_wrapper_measures_the_relative_output_error_of_its_quantized_form():
     stats = wrapper.stats()
     assert stats["act_min"] == X.min() and stats["act_max"] == X.max()
     assert stats["relative_output_mse"] == wrapper.relative_error
+
+
+def test_per_token_linear_equals_the_numpy_reference_and_is_bounded():
+    smooth = RNG.uniform(0.5, 2.0, 32).astype(np.float32)
+    q, w_scale = qf.quantize_weight_per_channel(W / smooth[None, :])
+    cell = DynamicActWeightQuantLinear(32, 24, smooth=True)
+    cell.set_quant_params(q, w_scale, smooth_scale=smooth)
+    got = cell(Tensor(X)).asnumpy()
+    xq, x_scale = qf.quantize_per_token(X * smooth)  # x_scale: (2, 5, 1), one per token
+    np.testing.assert_allclose(got, (xq.astype(np.int64) @ q.astype(np.int64).T) * x_scale * w_scale,
+                               rtol=1e-5, atol=1e-5)
+    w_abs = np.abs(qf.dequantize(q, w_scale[:, None]))
+    bound = np.abs(X * smooth).sum(-1, keepdims=True) * w_scale / 2 + (x_scale / 2) * w_abs.sum(-1)
+    assert (np.abs(got - X @ W.T) <= bound + 1e-4).all()
+    assert np.abs(xq).max() == 127  # each token's largest value hits the grid's end
