@@ -1,5 +1,6 @@
 """The layer-by-layer calibration loop: catch the first decoder layer's inputs for every sample, then per layer
 wrap -> run -> process -> feed the quantized layer's outputs to the next layer."""
+from .algorithms.sensitivity import measure_sensitivity
 from .cells.tree import get_cell, replace_cell
 from .layer_policy import plan_cells
 from .log import progress
@@ -32,7 +33,8 @@ def calibrate(network, layout, batches, config, pipeline):
     """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN).
 
     Returns ([(container, relative path, wrapper)], skipped plans); every wrapper already runs its quantized
-    form. Each linear's output error against its float form is measured on the samples as they flow on.
+    form. Each linear's output error against its float form is measured on the samples as they flow on, and
+    with `config.sensitivity_samples` its sensitivity (see algorithms.sensitivity).
     """
     inputs = [layout.first_layer_inputs(network, ids) for ids in batches]
     done, skipped = [], []
@@ -40,6 +42,8 @@ def calibrate(network, layout, batches, config, pipeline):
         wrappers, layer_skipped = wrap_cells(layer, name, config, layout.smooth_groups)
         _run_samples(layer, inputs, f"{name} observe")
         _process(layer, wrappers, pipeline)
+        if config.sensitivity_samples:
+            measure_sensitivity(layer, wrappers, inputs[:config.sensitivity_samples])
         for wrapper in wrappers.values():
             wrapper.track_error(True)
         outputs = _run_samples(layer, inputs, f"{name} quantized")

@@ -78,6 +78,11 @@ class PTQConfig:
         output error on its calibration inputs (0.5 is always a candidate). Empty: `smooth_alpha` everywhere.
     layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
         a fallback plan. They take effect after the blacklist.
+    sensitivity_samples: calibration samples on which each linear's sensitivity is measured (0: not measured).
+    fallback_layers: the K most sensitive activation-quantized linears fall back to `fallback_precision`.
+    fallback_kl_budget: instead, the fewest fallbacks (at most fallback_max_fraction of the activation-quantized
+        linears) with KL(float || quantized) <= budget on the last `fallback_holdout_samples` calibration samples,
+        which are then held out of calibration. Either way the plan joins `layer_overrides` in the saved config.
     """
     mode: PTQMode = PTQMode.QUANTIZE
     backend: BackendTarget = BackendTarget.NONE
@@ -94,12 +99,19 @@ class PTQConfig:
     act_clip_percentile: float = 99.99
     smooth_alpha_search: Tuple[Optional[float], ...] = ()
     layer_overrides: Tuple[Tuple[str, LayerPrecision], ...] = ()
+    sensitivity_samples: int = 0
+    fallback_layers: int = 0
+    fallback_precision: LayerPrecision = LayerPrecision.W8
+    fallback_kl_budget: Optional[float] = None
+    fallback_max_fraction: float = 0.1
+    fallback_holdout_samples: int = 4
 
     def __post_init__(self):
         for name, kind in (("mode", PTQMode), ("backend", BackendTarget),
                            ("outliers_suppression", OutliersSuppressionType),
                            ("weight_quant_granularity", Granularity), ("act_quant_granularity", Granularity),
-                           ("kvcache_quant_granularity", Granularity), ("act_observer", RangeObserver)):
+                           ("kvcache_quant_granularity", Granularity), ("act_observer", RangeObserver),
+                           ("fallback_precision", LayerPrecision)):
             if not isinstance(getattr(self, name), kind):
                 raise TypeError(f"PTQConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
         for name in ("weight_quant_dtype", "act_quant_dtype", "kvcache_quant_dtype"):
@@ -146,6 +158,23 @@ class PTQConfig:
         if any(p.value.startswith("a8w8") for _, p in overrides) and self.act_quant_dtype is None:
             raise ValueError("PTQConfig.layer_overrides: a8w8 layers need act_quant_dtype=int8")
         object.__setattr__(self, "layer_overrides", overrides)
+        self._check_fallback_options()
+
+    def _check_fallback_options(self):
+        searching = self.fallback_kl_budget is not None
+        if (self.fallback_layers or searching) and self.act_quant_dtype is None:
+            raise ValueError("PTQConfig: fallback applies to activation-quantized linears (act_quant_dtype=int8)")
+        if (self.fallback_layers or searching) and self.sensitivity_samples < 1:
+            raise ValueError("PTQConfig: fallback ranks linears by sensitivity; set sensitivity_samples >= 1")
+        if self.fallback_layers and searching:
+            raise ValueError("PTQConfig: set fallback_layers or fallback_kl_budget, not both")
+        if self.fallback_precision not in (LayerPrecision.W8, LayerPrecision.FLOAT):
+            raise ValueError(f"PTQConfig.fallback_precision must be w8 or float, got {self.fallback_precision.value}")
+        if min(self.sensitivity_samples, self.fallback_layers) < 0 or self.fallback_holdout_samples < 1:
+            raise ValueError("PTQConfig: sensitivity_samples and fallback_layers must be >= 0, "
+                             "fallback_holdout_samples >= 1")
+        if not 0.0 <= self.fallback_max_fraction <= 1.0 or (searching and self.fallback_kl_budget <= 0):
+            raise ValueError("PTQConfig: fallback_max_fraction must be in [0, 1] and fallback_kl_budget > 0")
 
     @property
     def needs_calibration_data(self):
@@ -192,7 +221,8 @@ class PTQConfig:
             raise KeyError(f"unknown PTQConfig field(s): {unknown}")
         kinds = {"mode": PTQMode, "backend": BackendTarget, "outliers_suppression": OutliersSuppressionType,
                  "weight_quant_granularity": Granularity, "act_quant_granularity": Granularity,
-                 "kvcache_quant_granularity": Granularity, "act_observer": RangeObserver}
+                 "kvcache_quant_granularity": Granularity, "act_observer": RangeObserver,
+                 "fallback_precision": LayerPrecision}
         values = {}
         for key, value in data.items():
             if key in kinds and not isinstance(value, kinds[key]):

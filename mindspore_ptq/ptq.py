@@ -1,9 +1,12 @@
 """PTQ: post-training quantization of a network, following the CompAlgo lifecycle."""
+from dataclasses import replace
+
 import mindspore as ms
 
 from network_helpers.layouts import layout_for
 
 from .algorithms import build_pipeline
+from .algorithms.fallback import HeldOutKL, apply_fallbacks, ranked_by_sensitivity, search_fallbacks
 from .calibration import build_deploy_structure, calibrate
 from .cells.tree import replace_cell
 from .comp_algo import CompAlgo
@@ -32,7 +35,9 @@ class PTQ(CompAlgo):
     QUANTIZE: `apply(network, helper, datasets)` calibrates layer by layer in PyNative; `convert(network)` puts
     the int8 cells in place. DEPLOY: `apply(network)` builds the same int8 structure empty, `convert(network)`
     puts it in place, and `load_checkpoint` fills it. After `apply`, `report` holds one record per quantizable
-    cell (see mindspore_ptq.report); it is logged at INFO as a table.
+    cell (see mindspore_ptq.report); it is logged at INFO as a table. With fallback, `config` afterwards carries
+    the chosen plan in `layer_overrides` (save that config with the checkpoint) and `fallback` says how it was
+    chosen.
     """
 
     def __init__(self, config: PTQConfig):
@@ -41,6 +46,7 @@ class PTQ(CompAlgo):
         super().__init__(config)
         self._wrapped = []
         self.report = []
+        self.fallback = {}
 
     def _check_kv_cache(self, plans_found):
         if self.config.kvcache_quant_dtype is not None and not any(w.kind == "kv_cache" for _, _, w in plans_found):
@@ -58,13 +64,46 @@ class PTQ(CompAlgo):
                 raise RuntimeError("PTQ calibration runs in PyNative: call "
                                    "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) before apply()")
             batches = _calibration_batches(datasets) if self.config.needs_calibration_data else []
+            held_out = self._hold_out(network, batches)
+            if held_out:
+                batches = batches[:-len(held_out.batches)]
             self._wrapped, skipped = calibrate(network, layout, batches, self.config,
                                                build_pipeline(self.config, layout))
+            self._fall_back(network, held_out)
         self._check_kv_cache(self._wrapped)
         self.report = layer_report(self._wrapped, skipped)
         logger.info("PTQ %s (%s): %d cells quantized\n%s", self.config.name, self.config.mode.value,
                     len(self._wrapped), format_report(self.report))
         return network
+
+    def _hold_out(self, network, batches):
+        """The KL yardstick on the last calibration samples (float log-probs taken now), if a budget is set."""
+        if self.config.fallback_kl_budget is None:
+            return None
+        count = self.config.fallback_holdout_samples
+        if len(batches) <= count:
+            raise ValueError(f"fallback_kl_budget holds out {count} calibration samples; give more than {count}")
+        return HeldOutKL(network, batches[-count:])
+
+    def _fall_back(self, network, held_out):
+        """Choose and apply fallbacks; record the plan in the config's layer_overrides."""
+        config = self.config
+        if not (config.fallback_layers or held_out):
+            return
+        ranked = ranked_by_sensitivity(self._wrapped)
+        if held_out:
+            max_count = int(config.fallback_max_fraction * len(ranked))
+            count, history = search_fallbacks(network, ranked, config.fallback_precision, held_out,
+                                              config.fallback_kl_budget, max_count)
+            self.fallback = {"count": count, "of": len(ranked), "kl_by_count": history,
+                             "budget": config.fallback_kl_budget, "met": history[count] <= config.fallback_kl_budget}
+        else:
+            count = min(config.fallback_layers, len(ranked))
+            apply_fallbacks(ranked, count, config.fallback_precision)
+            self.fallback = {"count": count, "of": len(ranked)}
+        plan = tuple((w.name, config.fallback_precision) for w in ranked[:count])
+        self.fallback["layers"] = [name for name, _ in plan]
+        self.config = replace(config, layer_overrides=plan + config.layer_overrides)
 
     def convert(self, network):
         if not self._wrapped:

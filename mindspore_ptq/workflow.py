@@ -52,8 +52,10 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     ptq.convert(network)
     summary["calibration_seconds"] = time.perf_counter() - start
     summary["peak_rss_mb"] = peak_rss_mb() if peak_tracked else None
-    checkpoint = save_quantized(network, output_path, config, source_checkpoint=helper.config.get("load_checkpoint"))
-    summary.update(checkpoint=str(checkpoint), size_mb=checkpoint.stat().st_size / 2 ** 20)
+    # ptq.config: the config with the mixed-precision plan that fallback chose, so DEPLOY rebuilds it.
+    checkpoint = save_quantized(network, output_path, ptq.config,
+                                source_checkpoint=helper.config.get("load_checkpoint"))
+    summary.update(checkpoint=str(checkpoint), size_mb=checkpoint.stat().st_size / 2 ** 20, fallback=ptq.fallback)
     if tp_rank_and_size()[0] == 0:
         save_report(ptq.report, report_path_for(output_path))
         Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))

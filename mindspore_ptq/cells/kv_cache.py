@@ -68,12 +68,15 @@ class KVCacheQuantWrapper(nn.Cell):
         object.__setattr__(self, "float_cell", float_cell)
         object.__setattr__(self, "quantized", None)
         self.name, self.plan = name, plan
+        self.active = True
         self.key_observer = MinMaxObserver(f"{name} (keys)")
         self.value_observer = MinMaxObserver(f"{name} (values)")
 
     def construct(self, key, value, batch_valid_length=None):
-        if self.quantized is not None:
+        if self.quantized is not None and self.active:
             return self.quantized(key, value, batch_valid_length)
+        if self.quantized is not None:  # inactive: the float cache, for sensitivity measurements
+            return self.float_cell(key, value, batch_valid_length)
         self.key_observer.update(_channels(key.asnumpy()))
         self.value_observer.update(_channels(value.asnumpy()))
         return self.float_cell(key, value, batch_valid_length)

@@ -1,4 +1,6 @@
 """The calibrating stand-in for a float linear: observes its inputs, then builds and runs its int8 form."""
+from dataclasses import replace
+
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor, nn, ops
@@ -6,7 +8,7 @@ from mindspore import Tensor, nn, ops
 from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear
 
 from .. import quant_functions as qf
-from ..config import Granularity
+from ..config import Granularity, LayerPrecision
 from ..distributed import tp_max, tp_min, tp_sum
 from ..observers import RANGE_OBSERVERS, MinMaxObserver, RowSample
 from .linear import ActWeightQuantLinear, DynamicActWeightQuantLinear, WeightQuantLinear, parallel_layout
@@ -39,6 +41,10 @@ class LinearQuantWrapper(nn.Cell):
         self.alpha_errors = None   # {candidate alpha: simulated output error} when alpha was searched
         self._error = None         # [sum of squared output error, sum of squared float output] while tracking
         self.relative_error = None
+        self.sensitivity = None    # relative output MSE of the decoder layer when only this linear is quantized
+        self.active = True         # False: run the float form (for sensitivity measurements)
+        self.fallback = None       # LayerPrecision this linear fell back to
+        self._primary = None       # (plan, quantized cell) before a fallback
 
     @property
     def weight(self):
@@ -50,6 +56,8 @@ class LinearQuantWrapper(nn.Cell):
 
     def construct(self, x):
         if self.quantized is not None:
+            if not self.active:
+                return self._float_reference(x)
             out = self.quantized(x)
             if self._error is not None:
                 self._accumulate_error(x, out)
@@ -82,9 +90,37 @@ class LinearQuantWrapper(nn.Cell):
             self.relative_error = self._error[0] / self._error[1]
         self._error = None
 
+    def set_fallback(self, precision):
+        """Run as `precision` (LayerPrecision.W8 or FLOAT) instead of the planned int8 form; None restores it.
+
+        A linear whose smoothing was an input multiply gets its unsmoothed weight back (nothing divides its input
+        any more); a folded one keeps W*s, since the feeding cell already divides its input by s."""
+        if self._primary is not None:  # undo the previous fallback first
+            if self._primary[0].smooth_multiply:
+                self._scale_float_weight(self.input_divisor)
+            self.plan, quantized = self._primary
+            object.__setattr__(self, "quantized", quantized)
+            self._primary, self.fallback = None, None
+        if precision is None:
+            return
+        self._primary = (self.plan, self.quantized)
+        if self.plan.smooth_multiply:
+            self._scale_float_weight(1.0 / self.input_divisor)
+        self.plan, self.fallback = replace(self.plan, activation=None, smooth_multiply=False), precision
+        if precision is LayerPrecision.FLOAT:
+            object.__setattr__(self, "quantized", self.float_cell)
+        else:
+            self.quantize()
+
+    def _scale_float_weight(self, factor):
+        weight = self.float_cell.weight
+        weight.set_data(Tensor(weight.asnumpy() * factor[None, :], weight.dtype))
+
     def stats(self):
         """Calibration facts for the per-layer report (plain data)."""
-        stats = {"scheme": _SCHEMES[self.plan.activation], "smoothing": self.smoothing,
+        stats = {"scheme": _SCHEMES[self.plan.activation] if self.fallback is not LayerPrecision.FLOAT else "float",
+                 "fallback": self.fallback.value if self.fallback else None, "sensitivity": self.sensitivity,
+                 "smoothing": self.smoothing,
                  "smooth_alpha": self.smooth_alpha, "alpha_errors": self.alpha_errors,
                  "relative_output_mse": self.relative_error}
         if self.observer is not None and self.observer.minimum is not None:

@@ -5,7 +5,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
-from mindspore_ptq.config import Granularity, RangeObserver
+from mindspore_ptq.config import Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
 from mindspore_ptq.presets import APPROACHES, approach_config
 from mindspore_ptq.report import format_report
@@ -206,3 +206,42 @@ def test_alpha_search_never_chooses_worse_than_the_default_alpha():
         errors = record["alpha_errors"]
         assert set(errors) == {"0.5", "None", "0.3", "0.8"}
         assert errors[str(record["smooth_alpha"])] == min(errors.values()) <= errors["0.5"]
+
+
+def test_fixed_fallback_takes_the_most_sensitive_linears_and_deploy_rebuilds_the_plan(tmp_path):
+    network, ptq = quantize_tiny("a8w8", opname_blacklist=("lm_head",), sensitivity_samples=2, fallback_layers=3)
+    records = [r for r in ptq.report if r["kind"] == "linear" and r.get("sensitivity") is not None]
+    ranked = sorted(records, key=lambda r: -r["sensitivity"])
+    assert [r["name"] for r in ranked[:3]] == ptq.fallback["layers"]
+    assert all(r["fallback"] == "w8" and r["scheme"].startswith("W8") for r in ranked[:3])
+    assert all(r["fallback"] is None for r in ranked[3:])
+    assert ptq.config.layer_overrides[:3] == tuple((n, LayerPrecision.W8) for n in ptq.fallback["layers"])
+    logits = network(PROBE).asnumpy()
+    ptq.convert(network)
+    path = save_quantized(network, tmp_path / "mixed.ckpt", ptq.config)
+    deployed = build_tiny(seed=7)
+    deploy = PTQ(PTQConfig.load(config_path_for(path), mode="deploy"))
+    deploy.apply(deployed)
+    deploy.convert(deployed)
+    assert stored_signature(deployed) == stored_signature(network)
+    load_quantized(deployed, path, deploy.config)
+    np.testing.assert_allclose(deployed(PROBE).asnumpy(), logits, atol=5e-2 * np.abs(logits).max())
+
+
+def test_fallback_search_meets_a_kl_budget_with_the_fewest_fallbacks():
+    calibration = CALIBRATION + [RNG.integers(1, 90, (1, 40)).astype(np.int32) for _ in range(2)]
+    network = build_tiny()
+    ptq = PTQ(config_for("a8w8", opname_blacklist=("lm_head",), sensitivity_samples=2, fallback_kl_budget=1e-9,
+                         fallback_max_fraction=1.0, fallback_holdout_samples=2))
+    ptq.apply(network, None, calibration)
+    history, count = ptq.fallback["kl_by_count"], ptq.fallback["count"]
+    assert ptq.fallback["of"] == 14 and history[0] > 1e-9  # the unreachable budget pushes to all 14
+    assert count == 14 and not ptq.fallback["met"]
+    budget = (history[0] + min(history.values())) / 2  # a budget between none and all fallbacks
+    network = build_tiny()
+    ptq = PTQ(config_for("a8w8", opname_blacklist=("lm_head",), sensitivity_samples=2, fallback_kl_budget=budget,
+                         fallback_max_fraction=1.0, fallback_holdout_samples=2))
+    ptq.apply(network, None, calibration)
+    history, count = ptq.fallback["kl_by_count"], ptq.fallback["count"]
+    assert ptq.fallback["met"] and history[count] <= budget and 0 < count
+    assert count - 1 in history and history[count - 1] > budget  # one fewer misses it: the fewest
