@@ -5,6 +5,8 @@ from .cells.tree import get_cell, replace_cell
 from .layer_policy import plan_cells
 from .log import progress
 
+ERROR_SAMPLES = 8  # calibration samples on which each linear's output error is measured (it costs a float pass)
+
 
 def wrap_cells(container, prefix, config, smooth_groups=(), only=None):
     """Put a calibrating wrapper in place of each planned cell.
@@ -29,11 +31,21 @@ def _run_samples(cell, inputs, description):
     return [cell(*args) for args in progress(inputs, desc=description, unit="sample", leave=False)]
 
 
+def _run_quantized(layer, wrappers, inputs, description):
+    """Run the quantized layer on every sample, measuring each linear's output error on the first ERROR_SAMPLES."""
+    for wrapper in wrappers.values():
+        wrapper.track_error(True)
+    outputs = _run_samples(layer, inputs[:ERROR_SAMPLES], description)
+    for wrapper in wrappers.values():
+        wrapper.track_error(False)
+    return outputs + _run_samples(layer, inputs[ERROR_SAMPLES:], description)
+
+
 def calibrate(network, layout, batches, config, pipeline):
     """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN).
 
     Returns ([(container, relative path, wrapper)], skipped plans); every wrapper already runs its quantized
-    form. Each linear's output error against its float form is measured on the samples as they flow on, and
+    form. Each linear's output error against its float form is measured on samples as they flow on, and
     with `config.sensitivity_samples` its sensitivity (see algorithms.sensitivity).
     """
     inputs = [layout.first_layer_inputs(network, ids) for ids in batches]
@@ -44,11 +56,7 @@ def calibrate(network, layout, batches, config, pipeline):
         _process(layer, wrappers, pipeline)
         if config.sensitivity_samples:
             measure_sensitivity(layer, wrappers, inputs[:config.sensitivity_samples])
-        for wrapper in wrappers.values():
-            wrapper.track_error(True)
-        outputs = _run_samples(layer, inputs, f"{name} quantized")
-        for wrapper in wrappers.values():
-            wrapper.track_error(False)
+        outputs = _run_quantized(layer, wrappers, inputs, f"{name} quantized")
         inputs = [(out,) + tuple(args[1:]) for out, args in zip(outputs, inputs)]
         done.extend((layer, path, wrapper) for path, wrapper in wrappers.items())
         skipped.extend(layer_skipped)
