@@ -25,8 +25,16 @@ def accuracy_table(rows):
                      f"{squad['f1'] - fp32['squad']['f1']:+.2f}",
                      f"{squad['exact_match'] - fp32['squad']['exact_match']:+.2f}", f"{ppl['ppl']:.3f}",
                      f"{100 * (ppl['ppl'] / fp32['perplexity']['ppl'] - 1):+.2f}%", _fmt(ppl.get("kl", 0.0), ".3g"),
-                     f"{ppl.get('top1', 100.0):.2f}%"])
-    return _table(["model", "F1", "EM", "ΔF1", "ΔEM", "PPL", "ΔPPL", "KL vs fp32", "top-1 vs fp32"], body)
+                     f"{ppl.get('top1', 100.0):.2f}%", _fallback(row.get("fallback"))])
+    return _table(["model", "F1", "EM", "ΔF1", "ΔEM", "PPL", "ΔPPL", "KL vs fp32", "top-1 vs fp32", "fell back"],
+                  body)
+
+
+def _fallback(fallback):
+    """'k/n (p%)' of the activation-quantized linears that fell back, '—' without fallback."""
+    if not fallback:
+        return "—"
+    return f"{fallback['count']}/{fallback['of']} ({100 * fallback['count'] / max(fallback['of'], 1):.1f}%)"
 
 
 def cost_table(rows):

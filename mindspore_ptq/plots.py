@@ -26,34 +26,39 @@ def plot_accuracy_vs_size(rows, path):
     return path
 
 
-def layer_error_matrix(records):
-    """(decoder layer × linear) matrix of relative output MSE (NaN where the linear stayed float), column names."""
+def layer_error_matrix(records, key="relative_output_mse"):
+    """(decoder layer × linear) matrix of `key` (NaN where not measured, e.g. float linears), column names."""
     linears = [r for r in records if r["kind"] == "linear" and r["name"].startswith("model.layers.")]
     columns = list(dict.fromkeys(r["name"].split(".", 3)[3] for r in linears))
     n_layers = 1 + max(int(r["name"].split(".")[2]) for r in linears)
     matrix = np.full((n_layers, len(columns)), np.nan)
     for record in linears:
-        error = record.get("relative_output_mse")
+        error = record.get(key)
         if error is not None:
             matrix[int(record["name"].split(".")[2]), columns.index(record["name"].split(".", 3)[3])] = error
     return matrix, columns
 
 
-def plot_layer_errors(reports, path):
-    """One heat map per approach with measured linears: log10 relative output MSE of each decoder linear (grey:
-    left float)."""
-    reports = {name: records for name, records in reports.items()
-               if any(r.get("relative_output_mse") is not None for r in records)}
+_LABELS = {"relative_output_mse": "log10 relative output MSE of the linear (calibration data)",
+           "sensitivity": "log10 decoder-layer output MSE with only this linear quantized"}
+
+
+def plot_layer_errors(reports, path, key="relative_output_mse"):
+    """One heat map per approach that measured `key`: its log10 for each decoder linear (grey: not measured, e.g.
+    left float). Returns the path, or None if no approach measured it."""
+    reports = {name: records for name, records in reports.items() if any(r.get(key) is not None for r in records)}
+    if not reports:
+        return None
     figure, axes = plt.subplots(1, len(reports), figsize=(3.2 * len(reports) + 1, 6), squeeze=False)
     image = None
     for axis, (name, records) in zip(axes[0], reports.items()):
-        matrix, columns = layer_error_matrix(records)
+        matrix, columns = layer_error_matrix(records, key)
         axis.set_facecolor("0.85")
         image = axis.imshow(np.log10(matrix), aspect="auto", cmap="magma_r", vmin=-6, vmax=-1)
         axis.set_xticks(range(len(columns)), [c.split(".")[-1] for c in columns])
         axis.set_yticks(range(0, len(matrix), max(1, len(matrix) // 10)))
         axis.set(title=name, xlabel="linear", ylabel="decoder layer")
-    figure.colorbar(image, ax=axes[0].tolist(), label="log10 relative output MSE (calibration data)")
+    figure.colorbar(image, ax=axes[0].tolist(), label=_LABELS[key])
     figure.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(figure)
     return path

@@ -2,7 +2,7 @@
 
 SQuAD F1/EM, perplexity, KL and top-1 vs the fp32 network, checkpoint size, parameter memory, calibration time and
 peak RSS, prefill latency and decode tokens/s. Writes results.json, results.md and PNG plots (accuracy vs size,
-per-layer error heat map).
+per-layer error and sensitivity heat maps).
 
     mindspore-ptq bench --n_samples 200 --ppl_windows 64 --calib_samples 32 --output_dir outputs/bench
 Each step runs in its own process (MindSpore keeps compiled graphs until the process ends); --reuse resumes.
@@ -21,7 +21,7 @@ from network_helpers import MFParallelLlama2Helper
 from ..benchmark import markdown_tables
 from ..log import logger
 from ..plots import plot_accuracy_vs_size, plot_layer_errors
-from ..presets import APPROACHES, approach_config
+from ..presets import ALL_APPROACHES, APPROACHES, approach_config
 from ..report import report_path_for
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
@@ -31,7 +31,7 @@ def add_arguments(parser):
     parser.add_argument("--fp16_checkpoint", default="artifacts/smollm2-135m/smollm2_135m_fp16.ckpt",
                         help="the FP16 baseline checkpoint (sizes are reported as ratios to it)")
     parser.add_argument("--squad_dir", default=DEFAULT_SQUAD_DIR, help="folder with train-v1.1.json and dev-v1.1.json")
-    parser.add_argument("--approaches", nargs="+", default=list(APPROACHES), choices=sorted(APPROACHES))
+    parser.add_argument("--approaches", nargs="+", default=list(APPROACHES), choices=sorted(ALL_APPROACHES))
     parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity and KL")
     parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
@@ -99,6 +99,7 @@ def run(args):
     (output_dir / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     plot_accuracy_vs_size(rows, output_dir / "accuracy_vs_size.png")
     plot_layer_errors(reports, output_dir / "layer_errors.png")
+    plot_layer_errors(reports, output_dir / "layer_sensitivity.png", key="sensitivity")
     tables = markdown_tables(rows)
     (output_dir / "results.md").write_text(f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
                                            f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")

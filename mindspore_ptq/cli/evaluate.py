@@ -18,7 +18,7 @@ from ..datasets import load_squad
 from ..evaluation import context_windows, evaluate_perplexity, evaluate_squad
 from ..evaluation.resources import parameter_memory_mb
 from ..evaluation.speed import generation_speed
-from ..presets import APPROACHES, approach_config
+from ..presets import ALL_APPROACHES, approach_config
 from ..workflow import load_network
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
@@ -26,7 +26,7 @@ from .common import DEFAULT_SQUAD_DIR, add_config_argument
 def add_arguments(parser):
     add_config_argument(parser)
     parser.add_argument("--load_checkpoint", default=None, help="checkpoint to evaluate (default: the YAML's)")
-    parser.add_argument("--approach", default=None, choices=sorted(APPROACHES),
+    parser.add_argument("--approach", default=None, choices=sorted(ALL_APPROACHES),
                         help="quantized checkpoint's approach (default: read from the PTQ config beside it)")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json", help="SQuAD v1.1 dev file")
     parser.add_argument("--n_samples", type=int, default=200, help="first N dev questions; 0 skips SQuAD")

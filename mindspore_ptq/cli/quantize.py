@@ -11,16 +11,19 @@ import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
 
-from ..presets import APPROACHES, approach_config
+from ..presets import ALL_APPROACHES, approach_config
 from ..workflow import quantize_to_checkpoint
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
 
 def add_arguments(parser):
     add_config_argument(parser)
-    parser.add_argument("--approach", default="a8w8c8", choices=sorted(APPROACHES),
-                        help="a16w8: int8 weights; a8w8: SmoothQuant int8 activations and weights; c8: int8 KV "
-                             "cache; a16w8c8, a8w8c8: both")
+    parser.add_argument("--approach", default="a8w8c8", choices=sorted(ALL_APPROACHES),
+                        help="a16w8: int8 weights; a8w8: SmoothQuant int8 activations and weights (the seed's: w2 and "
+                             "lm_head float); c8: int8 KV cache; a16w8c8, a8w8c8: both. Accuracy recovery (all "
+                             "decoder linears): a8w8_all (seed recipe), a8w8_per_token, a8w8_percentile, "
+                             "a8w8_histogram, a8w8_alpha_search, a8w8_auto / a8w8c8_auto (histogram ranges, alpha "
+                             "search, fallback under a held-out KL budget of 0.02)")
     parser.add_argument("--opname_blacklist", nargs="*", default=None,
                         help="cells whose name contains any of these stay float (default: the approach's)")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",

@@ -4,14 +4,14 @@ import mindspore as ms
 
 from mindspore_ptq import OutliersSuppressionType, PTQConfig, PTQMode
 from mindspore_ptq.config import Granularity, LayerPrecision, RangeObserver
-from mindspore_ptq.presets import APPROACHES, approach_config
+from mindspore_ptq.presets import ALL_APPROACHES, APPROACHES, approach_config
 
 
-@pytest.mark.parametrize("name", sorted(APPROACHES))
+@pytest.mark.parametrize("name", sorted(ALL_APPROACHES))
 def test_yaml_round_trip(tmp_path, name):
     config = approach_config(name, mode=PTQMode.DEPLOY)
     loaded = PTQConfig.load(config.dump(tmp_path / "c.yaml"))
-    assert loaded == config and loaded.name == name
+    assert loaded == config and (loaded.name == name or name not in APPROACHES)
 
 
 @pytest.mark.parametrize("kwargs, message", [
