@@ -57,6 +57,8 @@ def calibrate(network, layout, batches, config, pipeline):
         if config.sensitivity_samples:
             measure_sensitivity(layer, wrappers, inputs[:config.sensitivity_samples])
         outputs = _run_quantized(layer, wrappers, inputs, f"{name} quantized")
+        for wrapper in wrappers.values():
+            wrapper.release_samples()
         inputs = [(out,) + tuple(args[1:]) for out, args in zip(outputs, inputs)]
         done.extend((layer, path, wrapper) for path, wrapper in wrappers.items())
         skipped.extend(layer_skipped)
@@ -66,6 +68,8 @@ def calibrate(network, layout, batches, config, pipeline):
         for path in head_wrappers:
             _run_samples(get_cell(network, path), head_inputs, f"{path} observe")
         _process(network, head_wrappers, pipeline)
+        for wrapper in head_wrappers.values():
+            wrapper.release_samples()
         done.extend((network, path, wrapper) for path, wrapper in head_wrappers.items())
     return done, skipped + head_skipped
 

@@ -32,7 +32,7 @@ class Granularity(enum.Enum):
 class RangeObserver(enum.Enum):
     """How a static activation range is chosen from the calibration data."""
     MINMAX = "minmax"                # the observed extremes
-    PERCENTILE = "percentile"        # clip to the act_clip_percentile-th percentile of |x|
+    PERCENTILE = "percentile"        # clip each tail at the act_clip_percentile-th percentile of x
     HISTOGRAM_MSE = "histogram_mse"  # the clip that minimises the quantization MSE of a histogram
 
 
@@ -68,14 +68,14 @@ class PTQConfig:
     """What to quantize and how. `None` dtypes leave that part in float.
 
     weight_quant_dtype: int8 -> per-channel symmetric int8 weights (A16W8, or A8W8 with act_quant_dtype).
-    act_quant_dtype: int8 -> static per-tensor asymmetric int8 activations (needs weight quantization).
+    act_quant_dtype: int8 -> int8 activations (needs weight quantization), as act_quant_granularity says.
     kvcache_quant_dtype: int8 -> KV cache stored as int8 with static per-channel scales (C8).
     outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization.
     opname_blacklist: cells whose full name contains any of these strings stay float.
     act_quant_granularity: PER_TENSOR (static, from calibration) or PER_TOKEN (dynamic, at run time).
     act_observer: how static activation ranges are chosen (act_clip_percentile for PERCENTILE).
     smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
-        output error on its calibration inputs (0.5 is always a candidate). Empty: `smooth_alpha` everywhere.
+        output error on its calibration inputs (`smooth_alpha` is always a candidate). Empty: `smooth_alpha`.
     layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
         a fallback plan. They take effect after the blacklist.
     sensitivity_samples: calibration samples on which each linear's sensitivity is measured (0: not measured).
@@ -139,18 +139,28 @@ class PTQConfig:
             raise ValueError("PTQConfig quantizes nothing: set weight_quant_dtype and/or kvcache_quant_dtype")
 
     def _check_calibration_options(self):
-        if not 0.0 < self.act_clip_percentile <= 100.0:
-            raise ValueError(f"PTQConfig.act_clip_percentile must be in (0, 100], got {self.act_clip_percentile}")
+        if not 50.0 < self.act_clip_percentile <= 100.0:
+            raise ValueError(f"PTQConfig.act_clip_percentile must be in (50, 100], got {self.act_clip_percentile}")
         if self.act_observer is not RangeObserver.MINMAX and self.act_quant_dtype is None:
             raise ValueError("PTQConfig.act_observer only applies with act_quant_dtype=int8")
+        if not isinstance(self.smooth_alpha_search, (tuple, list)):
+            raise TypeError(f"PTQConfig.smooth_alpha_search must be a list of alphas, got {self.smooth_alpha_search!r}")
         alphas = tuple(self.smooth_alpha_search)
         if alphas and self.outliers_suppression is not OutliersSuppressionType.SMOOTH:
             raise ValueError("PTQConfig.smooth_alpha_search needs outliers_suppression=SMOOTH")
         if any(a is not None and not 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"PTQConfig.smooth_alpha_search values must be in [0, 1] or None, got {alphas}")
         object.__setattr__(self, "smooth_alpha_search", alphas)
+        self._check_layer_overrides()
+        self._check_fallback_options()
+
+    def _check_layer_overrides(self):
         pairs = self.layer_overrides.items() if isinstance(self.layer_overrides, dict) else self.layer_overrides
         choices = [p.value for p in LayerPrecision]
+        if any(not (isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[0], str) and entry[0])
+               for entry in pairs):
+            raise ValueError(f"PTQConfig.layer_overrides must map non-empty name substrings to precisions, got "
+                             f"{self.layer_overrides!r}")
         bad = [p for _, p in pairs if not isinstance(p, LayerPrecision) and p not in choices]
         if bad:
             raise ValueError(f"PTQConfig.layer_overrides: {bad[0]!r} is not one of {choices}")
@@ -158,7 +168,6 @@ class PTQConfig:
         if any(p.value.startswith("a8w8") for _, p in overrides) and self.act_quant_dtype is None:
             raise ValueError("PTQConfig.layer_overrides: a8w8 layers need act_quant_dtype=int8")
         object.__setattr__(self, "layer_overrides", overrides)
-        self._check_fallback_options()
 
     def _check_fallback_options(self):
         searching = self.fallback_kl_budget is not None

@@ -11,7 +11,6 @@ class MinMaxObserver:
     def __init__(self, name, axis=-1):
         self.name, self.axis = name, axis
         self.minimum = self.maximum = None
-        self.batches = 0
 
     def update(self, x):
         x = np.asarray(x, np.float32)
@@ -24,7 +23,6 @@ class MinMaxObserver:
             self.minimum, self.maximum = low, high
         else:
             self.minimum, self.maximum = np.minimum(self.minimum, low), np.maximum(self.maximum, high)
-        self.batches += 1
 
     def check_seen(self):
         if self.minimum is None:

@@ -29,7 +29,7 @@ class HeldOutKL:
 
     def __init__(self, network, batches):
         self.batches = batches
-        self.reference = [_log_softmax(network(ids).asnumpy()) for ids in batches]
+        self.reference = [_log_softmax(network(ids).asnumpy()).astype(np.float32) for ids in batches]
 
     def __call__(self, network):
         total, positions = 0.0, 0
@@ -52,8 +52,11 @@ def search_fallbacks(network, ranked, precision, kl, budget, max_count):
         logger.info("fallback search: %d linears -> KL %.5f (budget %.5f)", count, history[count], budget)
         return history[count] <= budget
 
-    if passes(0) or max_count < 1:
-        apply_fallbacks(ranked, 0, precision)
+    if passes(0):
+        return 0, history
+    if max_count < 1:
+        logger.warning("fallback search: KL %.5f misses the budget %.5f and no fallback is allowed",
+                       history[0], budget)
         return 0, history
     failing, passing, count = 0, None, 1
     while passing is None:

@@ -62,7 +62,7 @@ class SmoothQuant:
         if len(self.candidates) == 1:
             return self.alpha, self._factors(quantized[0], linears, self.alpha)
         rows = quantized[0].sample.rows
-        rows = rows[:: max(1, len(rows) // SEARCH_ROWS)]
+        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SEARCH_ROWS)).astype(int))]
         errors = {}
         for alpha in self.candidates:
             factors = self._factors(quantized[0], linears, alpha)

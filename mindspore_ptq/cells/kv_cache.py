@@ -84,6 +84,9 @@ class KVCacheQuantWrapper(nn.Cell):
     def track_error(self, on):
         """Linears report their output error; the cache's error shows in the next layer's linears."""
 
+    def release_samples(self):
+        """The cache keeps running min/max only."""
+
     def stats(self):
         stats = {"scheme": "KV int8 static per-channel asymmetric"}
         if self.key_observer.minimum is not None:

@@ -47,10 +47,6 @@ class LinearQuantWrapper(nn.Cell):
         self._primary = None       # (plan, quantized cell) before a fallback
 
     @property
-    def weight(self):
-        return self.float_cell.weight
-
-    @property
     def parallel_mode(self):
         return parallel_layout(self.float_cell)["parallel_mode"]
 
@@ -95,34 +91,37 @@ class LinearQuantWrapper(nn.Cell):
 
         A linear whose smoothing was an input multiply gets its unsmoothed weight back (nothing divides its input
         any more); a folded one keeps W*s, since the feeding cell already divides its input by s."""
+        if precision is self.fallback:
+            return
         if self._primary is not None:  # undo the previous fallback first
-            if self._primary[0].smooth_multiply:
-                self._scale_float_weight(self.input_divisor)
-            self.plan, quantized = self._primary
+            plan, quantized, smoothed_weight = self._primary
+            if smoothed_weight is not None:
+                self.float_cell.weight.set_data(Tensor(smoothed_weight, self.float_cell.weight.dtype))
+            self.plan, self.fallback, self._primary = plan, None, None
             object.__setattr__(self, "quantized", quantized)
-            self._primary, self.fallback = None, None
         if precision is None:
             return
-        self._primary = (self.plan, self.quantized)
+        smoothed_weight = None
         if self.plan.smooth_multiply:
-            self._scale_float_weight(1.0 / self.input_divisor)
+            smoothed_weight = self.float_cell.weight.asnumpy()
+            self.float_cell.weight.set_data(Tensor(smoothed_weight / self.input_divisor[None, :],
+                                                   self.float_cell.weight.dtype))
+        self._primary = (self.plan, self.quantized, smoothed_weight)
         self.plan, self.fallback = replace(self.plan, activation=None, smooth_multiply=False), precision
         if precision is LayerPrecision.FLOAT:
             object.__setattr__(self, "quantized", self.float_cell)
         else:
             self.quantize()
 
-    def _scale_float_weight(self, factor):
-        weight = self.float_cell.weight
-        weight.set_data(Tensor(weight.asnumpy() * factor[None, :], weight.dtype))
-
     def stats(self):
         """Calibration facts for the per-layer report (plain data)."""
+        fell_back = self.fallback is not None
         stats = {"scheme": _SCHEMES[self.plan.activation] if self.fallback is not LayerPrecision.FLOAT else "float",
-                 "fallback": self.fallback.value if self.fallback else None, "sensitivity": self.sensitivity,
-                 "smoothing": self.smoothing,
+                 "fallback": self.fallback.value if fell_back else None, "sensitivity": self.sensitivity,
+                 "smoothing": "removed (fallback)" if fell_back and self._primary[0].smooth_multiply
+                 else self.smoothing,
                  "smooth_alpha": self.smooth_alpha, "alpha_errors": self.alpha_errors,
-                 "relative_output_mse": self.relative_error}
+                 "relative_output_mse": None if fell_back else self.relative_error}
         if self.observer is not None and self.observer.minimum is not None:
             stats.update(act_min=float(self.observer.minimum.min()), act_max=float(self.observer.maximum.max()))
         if self.input_divisor is not None:
@@ -150,32 +149,41 @@ class LinearQuantWrapper(nn.Cell):
         abs_max = np.abs(weight).max(axis=1)
         return tp_max(abs_max) if self.parallel_mode == "row" else abs_max  # rows are split across ranks
 
-    def static_range(self, divisor, rows=None):
-        """(low, high) of the smoothed input x / s by the plan's range observer, global over ranks."""
-        if self.plan.range_observer == "minmax" and rows is None:
+    def static_range(self, divisor):
+        """(low, high) of the smoothed input x / s by the plan's range observer, global over ranks. Min-max
+        uses the exact per-channel extremes; the other observers the row sample."""
+        if self.plan.range_observer == "minmax":
             low, high = (self.observer.minimum / divisor).min(), (self.observer.maximum / divisor).max()
         else:
-            rows = self.sample.rows if rows is None else rows
-            low, high = RANGE_OBSERVERS[self.plan.range_observer](rows / divisor, percentile=self.plan.clip_percentile)
+            low, high = RANGE_OBSERVERS[self.plan.range_observer](self.sample.rows / divisor,
+                                                                  percentile=self.plan.clip_percentile)
         return tp_min(low), tp_max(high)  # a row linear's input channels are split
 
     def simulate_error(self, rows, divisor):
-        """(||y_q - y||^2, ||y||^2) of this linear on `rows` if smoothed by `divisor`, by numpy fake-quant;
-        summed over ranks."""
+        """(||y_q - y||^2, ||y||^2) of this linear's output on `rows` if smoothed by `divisor`, by numpy
+        fake-quant with the activation range the deployed cell would get; over the full output under TP."""
         weight = self.float_cell.weight.asnumpy().astype(np.float32)
-        reference = rows @ weight.T
+        row_parallel = self.parallel_mode == "row"
         smoothed_weight = weight * divisor[None, :]
         weight_q, weight_scale = qf.quantize_weight_per_channel(smoothed_weight,
                                                                 self._weight_abs_max(smoothed_weight))
         x = rows / divisor
         if self.plan.activation is Granularity.PER_TOKEN:
-            q, scale = qf.quantize_per_token(x)
-            x = q.astype(np.float32) * scale
+            abs_max = np.abs(x).max(-1, keepdims=True)
+            scale = qf.symmetric_scale(tp_max(abs_max) if row_parallel else abs_max)
+            x = qf.fake_quantize(x, scale, 0.0, -qf.SYM_MAX, qf.SYM_MAX)
         else:
-            scale, zero_point = qf.asymmetric_scale_zero_point(*self.static_range(divisor, rows))
+            scale, zero_point = qf.asymmetric_scale_zero_point(*self.static_range(divisor))
             x = qf.fake_quantize(x, scale, zero_point)
-        out = x @ qf.dequantize(weight_q, weight_scale[:, None]).T
-        return tp_sum([((out - reference) ** 2).sum(), (reference ** 2).sum()])
+        out, reference = x @ qf.dequantize(weight_q, weight_scale[:, None]).T, rows @ weight.T
+        if row_parallel:  # partial sums: the output is their sum over ranks
+            out, reference = tp_sum(out), tp_sum(reference)
+        sums = np.array([((out - reference) ** 2).sum(), (reference ** 2).sum()])
+        return sums if row_parallel else tp_sum(sums)  # column shards hold disjoint outputs
+
+    def release_samples(self):
+        """Drop the input sample once the layer is quantized (fallbacks to W8 or float do not need it)."""
+        self.sample = None
 
     def quantize(self):
         """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
