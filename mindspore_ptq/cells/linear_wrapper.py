@@ -39,6 +39,7 @@ class LinearQuantWrapper(nn.Cell):
         self.smoothing = ""        # where s went: the feeding cell it was folded into, or "input multiply"
         self.smooth_alpha = None   # the alpha that chose s (None with no smoothing)
         self.alpha_errors = None   # {candidate alpha: simulated output error} when alpha was searched
+        self._search_reference = None  # (rows, float output) during the alpha search
         self._error = None         # [sum of squared output error, sum of squared float output] while tracking
         self.relative_error = None
         self.sensitivity = None    # relative output MSE of the decoder layer when only this linear is quantized
@@ -175,15 +176,23 @@ class LinearQuantWrapper(nn.Cell):
         else:
             scale, zero_point = qf.asymmetric_scale_zero_point(*self.static_range(divisor))
             x = qf.fake_quantize(x, scale, zero_point)
-        out, reference = x @ qf.dequantize(weight_q, weight_scale[:, None]).T, rows @ weight.T
+        out = x @ qf.dequantize(weight_q, weight_scale[:, None]).T
         if row_parallel:  # partial sums: the output is their sum over ranks
-            out, reference = tp_sum(out), tp_sum(reference)
+            out = tp_sum(out)
+        reference = self._float_output(rows, weight, row_parallel)
         sums = np.array([((out - reference) ** 2).sum(), (reference ** 2).sum()])
         return sums if row_parallel else tp_sum(sums)  # column shards hold disjoint outputs
 
+    def _float_output(self, rows, weight, row_parallel):
+        """rows @ W^T (summed over ranks for a row linear), cached for the candidates compared on the same rows."""
+        if self._search_reference is None or self._search_reference[0] is not rows:
+            reference = rows @ weight.T
+            self._search_reference = (rows, tp_sum(reference) if row_parallel else reference)
+        return self._search_reference[1]
+
     def release_samples(self):
         """Drop the input sample once the layer is quantized (fallbacks to W8 or float do not need it)."""
-        self.sample = None
+        self.sample = self._search_reference = None
 
     def quantize(self):
         """Compute int8 weights and activation parameters from the (smoothed) float weight and observations."""
