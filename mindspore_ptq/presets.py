@@ -19,7 +19,7 @@ APPROACHES = {
 # Accuracy recovery: every decoder linear quantized (lm_head, not a decoder linear, stays float), one technique
 # at a time, then all of them with an automatic fallback plan under a held-out KL budget.
 _ALL_DECODER = dict(_A8W8_SEED, opname_blacklist=("lm_head",))
-_ALPHAS = (None, 0.3, 0.4, 0.6, 0.7, 0.8)
+_ALPHAS = (None, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9)
 _AUTO = dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE, smooth_alpha_search=_ALPHAS,
              sensitivity_samples=4, fallback_kl_budget=0.02, fallback_max_fraction=0.1)
 RECOVERY_APPROACHES = {
