@@ -17,7 +17,7 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.cli:main"]},
+    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.cli:console_main"]},
     extras_require={
         # torch/transformers are test oracles only, never runtime dependencies.
         "test": ["pytest", "torch==2.13.0", "accelerate"],

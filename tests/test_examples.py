@@ -67,6 +67,12 @@ def test_cli_help_explains_each_command():
         assert f"usage: mindspore-ptq {command}" in text and "--config" in text and "--log_level" in text
 
 
+def test_console_script_exits_zero_on_success(monkeypatch):
+    from mindspore_ptq import cli
+    monkeypatch.setattr(cli, "main", lambda argv=None: {"a result": 1})
+    assert cli.console_main() == 0
+
+
 def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
     from mindspore_ptq.cli import main
     rows = main(["bench", "--config", str(tiny_yaml), "--fp16_checkpoint", str(tiny_yaml.parent / "tiny_fp16.ckpt"),

@@ -26,3 +26,9 @@ def main(argv=None):
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     configure_logging(args.log_level)
     return args.run(args)
+
+
+def console_main():
+    """The `mindspore-ptq` console script: exit status 0 on success (errors raise)."""
+    main()
+    return 0
