@@ -6,12 +6,11 @@ installed) Hugging Face transformers on the same machine. Decode tokens/s exclud
 import argparse
 import json
 import os
-import time
 
 import mindspore as ms
 
 from mindspore_ptq.datasets import load_squad
-from mindspore_ptq.evaluation.speed import generation_speed
+from mindspore_ptq.evaluation.speed import generation_speed, timed
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
@@ -28,12 +27,6 @@ def parse_args(argv=None):
     parser.add_argument("--modes", nargs="+", default=["graph", "pynative", "transformers"])
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     return parser.parse_args(argv)
-
-
-def timed(function):
-    start = time.perf_counter()
-    function()
-    return time.perf_counter() - start
 
 
 def mindspore_speed(helper, checkpoint, prompt, new_tokens, mode):

@@ -8,7 +8,7 @@ import mindspore as ms
 from network_helpers.checkpoint_io import load_checkpoint_into
 from network_helpers.llama.parallel import tp_rank_and_size
 
-from .checkpoint import config_path_for, load_quantized, save_quantized
+from .checkpoint import checkpoint_size_mb, config_path_for, load_quantized, save_quantized
 from .config import PTQConfig, PTQMode
 from .datasets import get_datasets
 from .evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
@@ -55,7 +55,7 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     # ptq.config: the config with the mixed-precision plan that fallback chose, so DEPLOY rebuilds it.
     checkpoint = save_quantized(network, output_path, ptq.config,
                                 source_checkpoint=helper.config.get("load_checkpoint"))
-    summary.update(checkpoint=str(checkpoint), size_mb=checkpoint.stat().st_size / 2 ** 20, fallback=ptq.fallback)
+    summary.update(checkpoint=str(checkpoint), size_mb=checkpoint_size_mb(checkpoint), fallback=ptq.fallback)
     if tp_rank_and_size()[0] == 0:
         save_report(ptq.report, report_path_for(output_path))
         Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))

@@ -1,13 +1,14 @@
 """C8: the KV cache stored as int8 with static per-channel (kv head x head dim) scales and zero points."""
 import numpy as np
 import mindspore as ms
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, ops
 
 from network_helpers.llama.kv_cache import StaticKVCache
 
 from .. import quant_functions as qf
 from ..observers import MinMaxObserver
 from .registry import register
+from .wrapper import QuantWrapper
 
 
 class Int8KVCache(StaticKVCache):
@@ -59,16 +60,12 @@ def _channels(x):
 
 
 @register(StaticKVCache)
-class KVCacheQuantWrapper(nn.Cell):
-    """Stands in for a float KV cache during `apply()`: observes keys/values, then runs the int8 cache."""
+class KVCacheQuantWrapper(QuantWrapper):
+    """Stands in for a float KV cache: observes keys/values (running min/max), then runs the int8 cache."""
     kind = "kv_cache"
 
     def __init__(self, name, float_cell, plan):
-        super().__init__()
-        object.__setattr__(self, "float_cell", float_cell)
-        object.__setattr__(self, "quantized", None)
-        self.name, self.plan = name, plan
-        self.active = True
+        super().__init__(name, float_cell, plan)
         self.key_observer = MinMaxObserver(f"{name} (keys)")
         self.value_observer = MinMaxObserver(f"{name} (values)")
 
@@ -80,12 +77,6 @@ class KVCacheQuantWrapper(nn.Cell):
         self.key_observer.update(_channels(key.asnumpy()))
         self.value_observer.update(_channels(value.asnumpy()))
         return self.float_cell(key, value, batch_valid_length)
-
-    def track_error(self, on):
-        """Linears report their output error; the cache's error shows in the next layer's linears."""
-
-    def release_samples(self):
-        """The cache keeps running min/max only."""
 
     def stats(self):
         stats = {"scheme": "KV int8 static per-channel asymmetric"}

@@ -54,15 +54,13 @@ class WeightQuantLinear(nn.Cell):
         self.weight_scale.set_data(Tensor(weight_scale, ms.float32))
 
 
-class ActWeightQuantLinear(WeightQuantLinear):
-    """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
-    y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
+class SmoothedInputLinear(WeightQuantLinear):
+    """Base of the A8W8 cells: the input is cast to float32 and, with `smooth`, multiplied by `smooth_scale` (1/s,
+    the SmoothQuant factor no preceding cell could absorb) before it is quantized."""
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
                  gather_output=False, smooth=False):
         super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output)
-        self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
-        self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
         self.smooth = smooth
         if smooth:
             self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
@@ -74,11 +72,29 @@ class ActWeightQuantLinear(WeightQuantLinear):
             axes["smooth_scale"] = 0
         return axes
 
-    def quantize_input(self, x):
+    def smoothed_input(self, x):
         x = x.astype(ms.float32)
+        return x * self.smooth_scale if self.smooth else x
+
+    def set_quant_params(self, weight_q, weight_scale, smooth_scale=None, **_):
+        super().set_quant_params(weight_q, weight_scale)
         if self.smooth:
-            x = x * self.smooth_scale
-        q = ops.clip_by_value(ops.round(x / self.input_scale) + self.input_zero_point, qf.QMIN, qf.QMAX)
+            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
+
+
+class ActWeightQuantLinear(SmoothedInputLinear):
+    """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
+    y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, smooth)
+        self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
+        self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
+
+    def quantize_input(self, x):
+        q = ops.clip_by_value(ops.round(self.smoothed_input(x) / self.input_scale) + self.input_zero_point,
+                              qf.QMIN, qf.QMAX)
         return q.astype(ms.int8)
 
     def construct(self, x):
@@ -88,30 +104,14 @@ class ActWeightQuantLinear(WeightQuantLinear):
         return self._collect(out)
 
     def set_quant_params(self, weight_q, weight_scale, input_scale=None, input_zero_point=None, smooth_scale=None):
-        super().set_quant_params(weight_q, weight_scale)
+        super().set_quant_params(weight_q, weight_scale, smooth_scale)
         self.input_scale.set_data(Tensor(np.reshape(input_scale, (1,)), ms.float32))
         self.input_zero_point.set_data(Tensor(np.reshape(input_zero_point, (1,)), ms.float32))
-        if self.smooth:
-            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
 
 
-class DynamicActWeightQuantLinear(WeightQuantLinear):
+class DynamicActWeightQuantLinear(SmoothedInputLinear):
     """A8W8 per token: each token's row of x (after an optional smoothing multiply) gets a symmetric int8 scale at
     run time, s_t = max|x_t| / 127; y = ((x / s_t) rounded @ Wq^T) * s_t * weight_scale."""
-
-    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
-                 gather_output=False, smooth=False):
-        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output)
-        self.smooth = smooth
-        if smooth:
-            self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
-                                          requires_grad=False)
-
-    def shard_axes(self):
-        axes = super().shard_axes()
-        if self.smooth and self.parallel_mode == "row":
-            axes["smooth_scale"] = 0
-        return axes
 
     def token_scale(self, x):
         abs_max = ops.amax(ops.abs(x), -1, keepdims=True)
@@ -120,18 +120,11 @@ class DynamicActWeightQuantLinear(WeightQuantLinear):
         return ops.where(abs_max > 0, abs_max / qf.SYM_MAX, ops.ones_like(abs_max))
 
     def construct(self, x):
-        x = x.astype(ms.float32)
-        if self.smooth:
-            x = x * self.smooth_scale
+        x = self.smoothed_input(x)
         scale = self.token_scale(x)
         q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
         out = (linear(q, self.weight, ms.float32) * scale * self.weight_scale).astype(self.compute_dtype)
         return self._collect(out)
-
-    def set_quant_params(self, weight_q, weight_scale, smooth_scale=None, **_):
-        super().set_quant_params(weight_q, weight_scale)
-        if self.smooth:
-            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
 
 
 def parallel_layout(float_cell):

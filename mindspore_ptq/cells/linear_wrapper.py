@@ -3,7 +3,7 @@ from dataclasses import replace
 
 import numpy as np
 import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, ops
 
 from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear
 
@@ -13,6 +13,7 @@ from ..distributed import tp_max, tp_min, tp_sum
 from ..observers import RANGE_OBSERVERS, MinMaxObserver, RowSample
 from .linear import ActWeightQuantLinear, DynamicActWeightQuantLinear, WeightQuantLinear, parallel_layout
 from .registry import register
+from .wrapper import QuantWrapper
 
 _SCHEMES = {None: "W8 per-channel symmetric (weight-only)",
             Granularity.PER_TENSOR: "A8 static per-tensor asymmetric, W8 per-channel symmetric",
@@ -20,19 +21,12 @@ _SCHEMES = {None: "W8 per-channel symmetric (weight-only)",
 
 
 @register(ColumnParallelLinear, RowParallelLinear)
-class LinearQuantWrapper(nn.Cell):
-    """Stands in for a float linear during `apply()`: observes its input, then runs its quantized form.
-
-    The float cell and the quantized cell are held as plain attributes (not sub-cells), so wrapping renames
-    no parameter; `convert()` puts `quantized` in the network in the wrapper's place.
-    """
+class LinearQuantWrapper(QuantWrapper):
+    """Stands in for a float linear: observes its input, then runs (and measures) its quantized form."""
     kind = "linear"
 
     def __init__(self, name, float_cell, plan):
-        super().__init__()
-        object.__setattr__(self, "float_cell", float_cell)
-        object.__setattr__(self, "quantized", None)
-        self.name, self.plan = name, plan
+        super().__init__(name, float_cell, plan)
         self.observer = MinMaxObserver(name) if plan.activation else None
         self.sample = RowSample() if plan.keep_samples else None
         self.input_divisor = None  # SmoothQuant factor s: the deployed cell sees x / s
@@ -43,7 +37,6 @@ class LinearQuantWrapper(nn.Cell):
         self._error = None         # [sum of squared output error, sum of squared float output] while tracking
         self.relative_error = None
         self.sensitivity = None    # relative output MSE of the decoder layer when only this linear is quantized
-        self.active = True         # False: run the float form (for sensitivity measurements)
         self.fallback = None       # LayerPrecision this linear fell back to
         self._primary = None       # (plan, quantized cell) before a fallback
 

@@ -19,6 +19,7 @@ import mindspore as ms
 from network_helpers import MFParallelLlama2Helper
 
 from ..benchmark import markdown_tables
+from ..checkpoint import checkpoint_size_mb
 from ..log import logger
 from ..plots import plot_accuracy_vs_size, plot_layer_errors
 from ..presets import ALL_APPROACHES, APPROACHES, approach_config
@@ -88,7 +89,7 @@ def run(args):
         rows[name] = _quantize(args, name, output_dir / name)
     for name, row in rows.items():  # 2. deploy and evaluate each row in GRAPH_MODE
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-        row["size_mb"] = Path(row["checkpoint"]).stat().st_size / 2 ** 20
+        row["size_mb"] = checkpoint_size_mb(row["checkpoint"])
         _evaluate(args, row, output_dir / name, None if name == "fp32" else fp32_checkpoint)
         logger.info("%s: F1 %.2f, PPL %.3f, decode %.1f tokens/s", name, row["squad"]["f1"],
                     row["perplexity"]["ppl"], row["speed"]["decode_tokens_per_s"])

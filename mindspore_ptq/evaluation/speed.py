@@ -2,7 +2,8 @@
 import time
 
 
-def _timed(function):
+def timed(function):
+    """Wall seconds of one call."""
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
@@ -16,7 +17,7 @@ def generation_speed(network, prompt, new_tokens=128, repeats=3):
     """
     run = lambda n: network.generate([list(prompt)], max_new_tokens=n, eos_token_id=-1)  # noqa: E731
     run(2)  # GRAPH_MODE compiles the prefill and decode graphs here; PyNative warms its kernels
-    prefill = min(_timed(lambda: run(1)) for _ in range(repeats))
-    total = min(_timed(lambda: run(new_tokens)) for _ in range(repeats))
+    prefill = min(timed(lambda: run(1)) for _ in range(repeats))
+    total = min(timed(lambda: run(new_tokens)) for _ in range(repeats))
     return {"prompt_tokens": len(prompt), "new_tokens": new_tokens, "prefill_s": prefill, "total_s": total,
             "decode_tokens_per_s": (new_tokens - 1) / (total - prefill)}
