@@ -84,16 +84,15 @@ def run(args):
     output_dir = Path(args.output_dir)
     fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
     rows = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
-    for name in args.approaches:  # 1. quantize (PyNative calibration on train questions)
+    rows.update({name: None for name in args.approaches})
+    for name in rows:  # quantize (PyNative calibration on train questions), then deploy and evaluate in GRAPH_MODE
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-        rows[name] = _quantize(args, name, output_dir / name)
-    for name, row in rows.items():  # 2. deploy and evaluate each row in GRAPH_MODE
-        (output_dir / name).mkdir(parents=True, exist_ok=True)
+        row = rows[name] = rows[name] or _quantize(args, name, output_dir / name)
         row["size_mb"] = checkpoint_size_mb(row["checkpoint"])
         _evaluate(args, row, output_dir / name, None if name == "fp32" else fp32_checkpoint)
         logger.info("%s: F1 %.2f, PPL %.3f, decode %.1f tokens/s", name, row["squad"]["f1"],
                     row["perplexity"]["ppl"], row["speed"]["decode_tokens_per_s"])
-    # 3. Results: JSON, Markdown tables and plots.
+    # Results: JSON, Markdown tables and plots.
     reports = {name: json.loads(report_path_for(rows[name]["checkpoint"]).read_text()) for name in args.approaches}
     meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
             "machine": platform.platform(), "cpu_count": os.cpu_count(), "mindspore": ms.__version__}

@@ -1,8 +1,8 @@
 """Evaluation: SQuAD F1/EM by generation, perplexity and KL/top-1 against a reference."""
 from .perplexity import context_windows, evaluate_perplexity
 from .squad_eval import evaluate_squad
-from .squad_metrics import (emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
+from .squad_metrics import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
                             squad_scores)
 
-__all__ = ['context_windows', 'evaluate_perplexity', 'evaluate_squad', 'emf1_metric_scores', 'exact_match',
+__all__ = ['context_windows', 'evaluate_perplexity', 'evaluate_squad', 'answer_complete', 'emf1_metric_scores', 'exact_match',
            'extract_answer', 'f1_score', 'normalize_answer', 'squad_scores']

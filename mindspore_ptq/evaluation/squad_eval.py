@@ -4,7 +4,7 @@ import time
 
 from ..datasets import get_datasets, load_squad, pad_token_id_of
 from ..log import progress
-from .squad_metrics import emf1_metric_scores, extract_answer, squad_scores
+from .squad_metrics import answer_complete, emf1_metric_scores, extract_answer, squad_scores
 
 
 def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_tokens=24,
@@ -19,12 +19,14 @@ def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_
                            helper.get_spec("ignore_token_id"), 1, False, n_samples=n_samples, template=template,
                            shots_path=shots_path)
     pad = pad_token_id_of(tokenizer)
+    stop = lambda new_tokens: answer_complete(tokenizer.decode(new_tokens, skip_special_tokens=True))  # noqa: E731
     predictions, golds = [], []
     start = time.perf_counter()
     bar = progress(total=dataset.get_dataset_size() * helper.get_spec("batch_size"), desc="squad", unit="q")
     for item in dataset.create_dict_iterator(output_numpy=True):
         prompts = item["input_ids"]
-        outputs = helper.generate(network, prompts, max_new_tokens=max_new_tokens, pad_token_id=pad)
+        outputs = helper.generate(network, prompts, max_new_tokens=max_new_tokens, pad_token_id=pad,
+                                  stop=stop)
         for prompt, output, index in zip(prompts, outputs, item["example_index"]):
             prompt_length = int((prompt != pad).nonzero()[0][-1]) + 1
             text = tokenizer.decode(output[prompt_length:].tolist(), skip_special_tokens=True)

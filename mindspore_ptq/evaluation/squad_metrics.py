@@ -15,6 +15,11 @@ def extract_answer(generated_text: str) -> str:
     return generated_text.strip().split('\n', 1)[0].strip()
 
 
+def answer_complete(generated_text: str) -> bool:
+    """True once more text cannot change `extract_answer`: a line break follows the first non-blank text."""
+    return "\n" in generated_text.lstrip()
+
+
 def normalize_answer(text: str) -> str:
     """Official SQuAD normalisation: lower case, drop punctuation, drop articles (a/an/the), collapse spaces."""
     text = ''.join(char for char in text.lower() if char not in _PUNCTUATION)

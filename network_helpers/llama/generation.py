@@ -33,11 +33,12 @@ def _choose_tokens(logits, rng, do_sample, temperature, top_k, top_p):
 
 
 def generate(network, input_ids, max_new_tokens=None, max_length=None, do_sample=False, temperature=1.0,
-             top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=None, prefill_bucket=128, seed=0):
+             top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=None, prefill_bucket=128, seed=0, stop=None):
     """Generate up to `max_new_tokens` after each prompt; returns a list of prompt + new token arrays.
 
     Prompts are right-padded to a multiple of `prefill_bucket`, so GRAPH_MODE compiles one prefill graph per
-    bucket and one decode graph. Rows stop at `eos_token_id` (kept in the output).
+    bucket and one decode graph. Rows stop at `eos_token_id` (kept in the output), or once `stop(new_tokens)`
+    returns True for the row's generated tokens so far.
     """
     args = network.args
     pad_token_id = args.pad_token_id if pad_token_id is None else pad_token_id
@@ -67,7 +68,7 @@ def generate(network, input_ids, max_new_tokens=None, max_length=None, do_sample
         tokens = _choose_tokens(logits, rng, do_sample, temperature, top_k, top_p)
         for i in np.flatnonzero(~done):
             outputs[i].append(int(tokens[i]))
-            done[i] = tokens[i] == eos_token_id
+            done[i] = tokens[i] == eos_token_id or (stop is not None and stop(outputs[i][len(prompts[i]):]))
         if done.all() or step == max_new_tokens - 1:
             break
         lengths = lengths + 1

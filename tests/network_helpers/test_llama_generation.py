@@ -31,6 +31,13 @@ def test_padded_batch_of_four_equals_one_by_one():
         np.testing.assert_array_equal(got, expected)
 
 
+def test_stop_ends_a_row_early_and_keeps_its_prefix():
+    net = build_tiny()
+    full = net.generate([PROMPTS[0]], max_new_tokens=10, eos_token_id=-1)[0]
+    stopped = net.generate([PROMPTS[0]], max_new_tokens=10, eos_token_id=-1, stop=lambda new: len(new) == 3)[0]
+    np.testing.assert_array_equal(stopped, full[: len(PROMPTS[0]) + 3])
+
+
 def test_graph_mode_generation_equals_pynative():
     net = build_tiny()
     pynative = net.generate([PROMPTS[2]], max_new_tokens=20, eos_token_id=-1)[0]

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from mindspore_ptq.evaluation import (emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
+from mindspore_ptq.evaluation import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
                                       squad_scores)
 
 SQUAD_DIR = Path(os.environ.get('SQUAD_DIR',
@@ -62,6 +62,18 @@ def test_bad_inputs_are_rejected(call, error, message):
 ], ids=['completion', 'leading-blank-line', 'empty'])
 def test_extract_answer_takes_first_non_blank_line(generated, answer):
     assert extract_answer(generated) == answer
+
+
+@pytest.mark.parametrize('generated, complete', [
+    (' Denver', False), (' Denver Broncos\n', True), ('\n\n  ', False), ('\n Paris \n', True), ('', False),
+])
+def test_answer_complete_once_more_text_cannot_change_the_answer(generated, complete):
+    assert answer_complete(generated) == complete
+    for more in ('', 'x', ' y\nz', '\n', '  '):
+        if complete:  # generation may stop here: nothing appended changes the extracted answer
+            assert extract_answer(generated + more) == extract_answer(generated)
+    if not complete:  # stopping here would be wrong: some continuation changes the answer
+        assert extract_answer(generated + 'zz') != extract_answer(generated)
 
 
 # EmF1Metric (MindFormers 1.6.0) versus the official definition, each case on one question with one gold answer
