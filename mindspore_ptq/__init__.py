@@ -1,7 +1,9 @@
 """mindspore-ptq: post-training quantization for LLMs on MindSpore (a Golden Stick-style algorithm plugin)."""
 from . import cells  # noqa: F401  (registers the quantized cells)
 from .comp_algo import CompAlgo
-from .config import BackendTarget, Granularity, OutliersSuppressionType, PTQConfig, PTQMode
+from .config import (BackendTarget, CalibrationInputs, Granularity, LayerPrecision, OutliersSuppressionType,
+                     PTQConfig, PTQMode, RangeObserver)
 from .ptq import PTQ
 
-__all__ = ["CompAlgo", "PTQ", "PTQConfig", "PTQMode", "BackendTarget", "OutliersSuppressionType", "Granularity"]
+__all__ = ["CompAlgo", "PTQ", "PTQConfig", "PTQMode", "BackendTarget", "OutliersSuppressionType", "Granularity",
+           "RangeObserver", "LayerPrecision", "CalibrationInputs"]

@@ -1,7 +1,8 @@
 """The layer-by-layer calibration loop: catch the first decoder layer's inputs for every sample, then per layer
-wrap -> run -> process -> feed the quantized layer's outputs to the next layer."""
+wrap -> run -> process -> feed the layer's outputs (quantized, or float: config.calibration_inputs) to the next."""
 from .algorithms.sensitivity import measure_sensitivity
 from .cells.tree import get_cell, replace_cell
+from .config import CalibrationInputs
 from .layer_policy import plan_cells
 from .log import progress
 
@@ -45,18 +46,24 @@ def calibrate(network, layout, batches, config, pipeline):
     """Quantize `network` in place from calibration `batches` (input id Tensors; none for weight-only RTN).
 
     Returns ([(container, relative path, wrapper)], skipped plans); every wrapper already runs its quantized
-    form. Each linear's output error against its float form is measured on samples as they flow on, and
+    form. Each linear's output error against its float form is measured on the first samples, and
     with `config.sensitivity_samples` its sensitivity (see algorithms.sensitivity).
     """
     inputs = [layout.first_layer_inputs(network, ids) for ids in batches]
+    on_float = config.calibration_inputs is CalibrationInputs.FLOAT
     done, skipped = [], []
     for name, layer in progress(layout.decoder_layers(network), desc="calibrate", unit="layer"):
         wrappers, layer_skipped = wrap_cells(layer, name, config, layout.smooth_groups)
-        _run_samples(layer, inputs, f"{name} observe")
+        outputs = _run_samples(layer, inputs, f"{name} observe")
+        if not on_float:
+            outputs = None  # keep one set of hidden states beside the inputs
         _process(layer, wrappers, pipeline)
         if config.sensitivity_samples:
             measure_sensitivity(layer, wrappers, inputs[:config.sensitivity_samples])
-        outputs = _run_quantized(layer, wrappers, inputs, f"{name} quantized")
+        if on_float:
+            _run_quantized(layer, wrappers, inputs[:ERROR_SAMPLES], f"{name} quantized")  # the error only
+        else:
+            outputs = _run_quantized(layer, wrappers, inputs, f"{name} quantized")
         for wrapper in wrappers.values():
             wrapper.release_samples()
         inputs = [(out,) + tuple(args[1:]) for out, args in zip(outputs, inputs)]

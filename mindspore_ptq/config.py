@@ -36,6 +36,12 @@ class RangeObserver(enum.Enum):
     HISTOGRAM_MSE = "histogram_mse"  # the clip that minimises the quantization MSE of a histogram
 
 
+class CalibrationInputs(enum.Enum):
+    """What each decoder layer is calibrated on."""
+    QUANTIZED = "quantized"  # the outputs of the already-quantized layers before it: their error is seen
+    FLOAT = "float"          # the float network's: independent of earlier roundings, so equal under any TP size
+
+
 class LayerPrecision(enum.Enum):
     """A per-layer override of how a linear is quantized (layer_overrides)."""
     FLOAT = "float"
@@ -46,6 +52,12 @@ class LayerPrecision(enum.Enum):
 
 _INT8 = "Int8"
 _DTYPE_NAMES = {None: None, ms.int8: _INT8}
+
+
+_ENUM_FIELDS = {"mode": PTQMode, "backend": BackendTarget, "outliers_suppression": OutliersSuppressionType,
+                "weight_quant_granularity": Granularity, "act_quant_granularity": Granularity,
+                "kvcache_quant_granularity": Granularity, "act_observer": RangeObserver,
+                "calibration_inputs": CalibrationInputs, "fallback_precision": LayerPrecision}
 
 
 def _dtype_name(value, field_name):
@@ -74,6 +86,9 @@ class PTQConfig:
     opname_blacklist: cells whose full name contains any of these strings stay float.
     act_quant_granularity: PER_TENSOR (static, from calibration) or PER_TOKEN (dynamic, at run time).
     act_observer: how static activation ranges are chosen (act_clip_percentile for PERCENTILE).
+    calibration_inputs: QUANTIZED feeds each decoder layer the quantized layers' outputs (the default); FLOAT
+        feeds it the float network's, which skips one pass per layer and gives the same checkpoint at any
+        model_parallel (quantized inputs amplify the float reassociation of tensor-parallel sums).
     smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
         output error on its calibration inputs (`smooth_alpha` is always a candidate). Empty: `smooth_alpha`.
     layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
@@ -97,6 +112,7 @@ class PTQConfig:
     kvcache_quant_granularity: Granularity = Granularity.PER_CHANNEL
     act_observer: RangeObserver = RangeObserver.MINMAX
     act_clip_percentile: float = 99.99
+    calibration_inputs: CalibrationInputs = CalibrationInputs.QUANTIZED
     smooth_alpha_search: Tuple[Optional[float], ...] = ()
     layer_overrides: Tuple[Tuple[str, LayerPrecision], ...] = ()
     sensitivity_samples: int = 0
@@ -107,11 +123,7 @@ class PTQConfig:
     fallback_holdout_samples: int = 4
 
     def __post_init__(self):
-        for name, kind in (("mode", PTQMode), ("backend", BackendTarget),
-                           ("outliers_suppression", OutliersSuppressionType),
-                           ("weight_quant_granularity", Granularity), ("act_quant_granularity", Granularity),
-                           ("kvcache_quant_granularity", Granularity), ("act_observer", RangeObserver),
-                           ("fallback_precision", LayerPrecision)):
+        for name, kind in _ENUM_FIELDS.items():
             if not isinstance(getattr(self, name), kind):
                 raise TypeError(f"PTQConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}")
         for name in ("weight_quant_dtype", "act_quant_dtype", "kvcache_quant_dtype"):
@@ -228,14 +240,10 @@ class PTQConfig:
         unknown = sorted(set(data) - set(known))
         if unknown:
             raise KeyError(f"unknown PTQConfig field(s): {unknown}")
-        kinds = {"mode": PTQMode, "backend": BackendTarget, "outliers_suppression": OutliersSuppressionType,
-                 "weight_quant_granularity": Granularity, "act_quant_granularity": Granularity,
-                 "kvcache_quant_granularity": Granularity, "act_observer": RangeObserver,
-                 "fallback_precision": LayerPrecision}
         values = {}
         for key, value in data.items():
-            if key in kinds and not isinstance(value, kinds[key]):
-                value = kinds[key](value)
+            if key in _ENUM_FIELDS and not isinstance(value, _ENUM_FIELDS[key]):
+                value = _ENUM_FIELDS[key](value)
             elif key.endswith("_dtype") and isinstance(value, str):
                 if value != _INT8:
                     raise ValueError(f"PTQConfig.{key}: unsupported dtype {value!r}")

@@ -11,6 +11,7 @@ import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
 
+from ..config import CalibrationInputs
 from ..presets import ALL_APPROACHES, approach_config
 from ..workflow import quantize_to_checkpoint
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
@@ -26,6 +27,9 @@ def add_arguments(parser):
                              "search, fallback under a held-out KL budget of 0.02)")
     parser.add_argument("--opname_blacklist", nargs="*", default=None,
                         help="cells whose name contains any of these stay float (default: the approach's)")
+    parser.add_argument("--calibration_inputs", choices=[c.value for c in CalibrationInputs], default=None,
+                        help="what each decoder layer is calibrated on: the quantized layers' outputs (default) or "
+                             "the float network's (one pass cheaper; the same checkpoint at any model_parallel)")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
@@ -41,6 +45,8 @@ def run(args):
     helper.set_context(ms.PYNATIVE_MODE)
     # 2.-4. Calibrate on the first n_samples train questions (prompt + gold answer), convert, save with config.
     overrides = {} if args.opname_blacklist is None else {"opname_blacklist": tuple(args.opname_blacklist)}
+    if args.calibration_inputs is not None:
+        overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
                                      args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,

@@ -3,7 +3,7 @@ import pytest
 import mindspore as ms
 
 from mindspore_ptq import OutliersSuppressionType, PTQConfig, PTQMode
-from mindspore_ptq.config import Granularity, LayerPrecision, RangeObserver
+from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.presets import ALL_APPROACHES, APPROACHES, approach_config
 
 
@@ -37,7 +37,8 @@ def test_accuracy_recovery_fields_round_trip(tmp_path):
     config = PTQConfig(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8,
                        outliers_suppression=OutliersSuppressionType.SMOOTH, act_observer=RangeObserver.HISTOGRAM_MSE,
                        act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=[None, 0.3],
-                       layer_overrides={"layers.3.feed_forward.w2": "float", "w1": "w8"})
+                       layer_overrides={"layers.3.feed_forward.w2": "float", "w1": "w8"},
+                       calibration_inputs=CalibrationInputs.FLOAT)
     assert config.layer_overrides == (("layers.3.feed_forward.w2", LayerPrecision.FLOAT), ("w1", LayerPrecision.W8))
     assert PTQConfig.load(config.dump(tmp_path / "c.yaml")) == config
     with pytest.raises(ValueError, match="'fp8'"):

@@ -5,7 +5,7 @@ import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
-from mindspore_ptq.config import Granularity, LayerPrecision, RangeObserver
+from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
 from mindspore_ptq.presets import APPROACHES, approach_config
 from mindspore_ptq.report import format_report
@@ -90,6 +90,19 @@ def test_deployed_graph_mode_generation_equals_pynative(quantized):
     ms.set_context(mode=ms.GRAPH_MODE)
     graph = network.generate(prompt, max_new_tokens=8, eos_token_id=-1)[0]
     np.testing.assert_array_equal(graph, pynative)
+
+
+@pytest.mark.parametrize("inputs, independent", [(CalibrationInputs.FLOAT, True), (CalibrationInputs.QUANTIZED, False)])
+def test_float_calibration_inputs_make_a_layer_independent_of_earlier_rounding(inputs, independent):
+    """Float inputs: layer 1 quantizes the same whether layer 0 is quantized or float; quantized inputs: it does not."""
+    def layer_1_parameters(blacklist):
+        network, ptq = quantize_tiny("a8w8c8", calibration_inputs=inputs, opname_blacklist=("lm_head",) + blacklist)
+        ptq.convert(network)
+        return {p.name: p.asnumpy() for p in network.get_parameters()
+                if ".layers.1." in p.name and not is_runtime_state(p.name)}
+    after_float, after_quantized = layer_1_parameters(("layers.0.",)), layer_1_parameters(())
+    assert after_float.keys() == after_quantized.keys()
+    assert all(np.array_equal(after_float[k], after_quantized[k]) for k in after_float) == independent
 
 
 def test_blacklist_keeps_matching_cells_float():
