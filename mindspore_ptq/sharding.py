@@ -76,17 +76,24 @@ def merge(manifest, output=None):
 
 
 def compare(first, second):
-    """{name: (max |a - b|, fraction of differing values)} for two checkpoints with the same parameters."""
+    """How two checkpoints with the same parameters differ, summarised by kind.
+
+    Returns {'int8': (differing values, all values, largest step), 'float': (largest |a - b| / max |b|, name)}.
+    """
     a, b = read_checkpoint(first), read_checkpoint(second)
     if set(a) != set(b):
         raise ValueError(f"{first} and {second} hold different parameters: {sorted(set(a) ^ set(b))[:8]}")
-    report = {}
+    differing, total, step, relative, worst = 0, 0, 0, 0.0, None
     for name in sorted(a):
         x, y = a[name].asnumpy().astype(np.float64), b[name].asnumpy().astype(np.float64)
         if x.shape != y.shape:
             raise ValueError(f"{name}: shape {x.shape} in {first} vs {y.shape} in {second}")
-        report[name] = (float(np.abs(x - y).max()), float((x != y).mean()))
-    return report
+        if a[name].dtype == ms.int8:
+            differing, total = differing + int((x != y).sum()), total + x.size
+            step = max(step, int(np.abs(x - y).max()))
+        elif np.abs(x - y).max() / max(np.abs(y).max(), 1e-30) > relative:
+            relative, worst = np.abs(x - y).max() / max(np.abs(y).max(), 1e-30), name
+    return {"int8": (differing, total, step), "float": (float(relative), worst)}
 
 
 def main(argv=None):
@@ -99,11 +106,10 @@ def main(argv=None):
     print(merged)
     if args.compare:
         report = compare(merged, args.compare)
-        worst = max(report.items(), key=lambda item: item[1][0])
-        changed = sum(diff > 0 for diff, _ in report.values())
-        print(f"{changed} of {len(report)} parameters differ; largest difference {worst[1][0]:.3g} in {worst[0]} "
-              f"({100 * worst[1][1]:.4f}% of its values)")
-
+        differing, total, step = report["int8"]
+        relative, worst = report["float"]
+        print(f"int8 values: {differing} of {total} differ ({differing / max(total, 1):.2e}), by at most {step}; "
+              f"float parameters: largest |difference| / max |value| {relative:.2e}" + (f" ({worst})" if worst else ""))
 
 if __name__ == "__main__":
     main()
