@@ -27,7 +27,7 @@ def main(argv=None):
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.GRAPH_MODE)
     network = load_network(helper, args.load_checkpoint)
-    rows = [("loaded", parameter_memory_mb(network), rss_mb())]
+    rows = [("loaded", parameter_memory_mb(network)["weights"], rss_mb())]
     for width in args.widths:
         network(ms.Tensor(np.ones((1, width), np.int32)), ms.Tensor([width], ms.int32))
         rows.append((f"+ prefill graph, {width} tokens", None, rss_mb()))
