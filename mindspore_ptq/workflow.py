@@ -11,44 +11,62 @@ from network_helpers.llama.parallel import tp_rank_and_size
 from .checkpoint import checkpoint_size_mb, config_path_for, load_quantized, save_quantized
 from .config import PTQConfig, PTQMode
 from .datasets import get_datasets
+from .evaluation.perplexity import context_windows
 from .evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
 from .log import progress
 from .ptq import PTQ
 from .report import report_path_for, save_report
 
 
-def _float_forward_seconds(network, dataset):
+def _float_forward_seconds(network, samples):
     """Wall time of one float forward pass over the calibration set (the yardstick for calibration cost)."""
     start = time.perf_counter()
-    for item in progress(list(dataset.create_dict_iterator(output_numpy=True)), desc="float forward"):
-        network(ms.Tensor(item["input_ids"], ms.int32))
+    for ids in progress(samples, desc="float forward"):
+        network(ms.Tensor(ids, ms.int32))
     return time.perf_counter() - start
 
 
+def interleave(first, second):
+    """first[0], second[0], first[1], second[1], ...; the longer list's tail comes last."""
+    mixed = [item for pair in zip(first, second) for item in pair]
+    shorter = min(len(first), len(second))
+    return mixed + list(first[shorter:]) + list(second[shorter:])
+
+
+def calibration_samples(helper, dataset_path, n_samples, template="squad_3shot", text_windows=0, window=512):
+    """Calibration input ids, (1, S) arrays: `n_samples` train questions rendered with `template` plus their
+    gold answer, interleaved with `text_windows` plain-text windows of the same file's contexts (so that ranges
+    and the held-out slice also see text that is not a prompt)."""
+    tokenizer = helper.create_tokenizer()
+    dataset = get_datasets("squad1.1", dataset_path, "train", 1, helper.get_spec("seq_length"), 0, tokenizer,
+                           helper.get_spec("ignore_token_id"), 1, False, n_samples=n_samples, template=template)
+    prompts = [item["input_ids"] for item in dataset.create_dict_iterator(output_numpy=True)]
+    if not text_windows:
+        return prompts
+    windows = context_windows(dataset_path, tokenizer, min(window, helper.get_spec("seq_length")), text_windows)
+    return interleave(prompts, [row[None] for row in windows])
+
+
 def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path, template="squad_3shot",
-                           time_float_forward=False):
-    """Calibrate the helper's float network in PyNative on SQuAD train samples, convert, save the checkpoint,
-    its config and the per-layer report (<name>.report.json) beside it.
+                           time_float_forward=False, text_windows=0):
+    """Calibrate the helper's float network in PyNative on SQuAD train samples (see `calibration_samples`),
+    convert, save the checkpoint, its config and the per-layer report (<name>.report.json) beside it.
 
     Returns a summary dict: checkpoint, size_mb, calibration_seconds, n_samples, rss_before_mb (after the float
     network is loaded), peak_rss_mb (during calibration), and float_forward_seconds if `time_float_forward`.
     """
     ms.set_context(mode=ms.PYNATIVE_MODE)
     network = helper.create_network()
-    dataset = None
+    samples = None
     if config.needs_calibration_data:
-        dataset = get_datasets("squad1.1", dataset_path, "train", 1, helper.get_spec("seq_length"), 0,
-                               helper.create_tokenizer(), helper.get_spec("ignore_token_id"), 1, False,
-                               n_samples=n_samples, template=template)
-    else:
-        n_samples = 0  # round-to-nearest weights need no data
-    summary = {"approach": config.name, "n_samples": n_samples}
-    if time_float_forward and dataset is not None:
-        summary["float_forward_seconds"] = _float_forward_seconds(network, dataset)
+        samples = calibration_samples(helper, dataset_path, n_samples, template, text_windows)
+    summary = {"approach": config.name, "n_samples": len(samples) if samples else 0}
+    if time_float_forward and samples:
+        summary["float_forward_seconds"] = _float_forward_seconds(network, samples)
     summary["rss_before_mb"], peak_tracked = rss_mb(), reset_peak_rss()
     start = time.perf_counter()
     ptq = PTQ(config)
-    ptq.apply(network, helper, dataset)
+    ptq.apply(network, helper, samples)
     ptq.convert(network)
     summary["calibration_seconds"] = time.perf_counter() - start
     summary["peak_rss_mb"] = peak_rss_mb() if peak_tracked else None

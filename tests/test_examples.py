@@ -77,10 +77,11 @@ def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
     from mindspore_ptq.cli import main
     rows = main(["bench", "--config", str(tiny_yaml), "--fp16_checkpoint", str(tiny_yaml.parent / "tiny_fp16.ckpt"),
                  "--squad_dir", str(SQUAD_DIR), "--approaches", "a8w8c8", "--n_samples", "1", "--ppl_windows", "1",
-                 "--calib_samples", "2", "--speed_prompt_tokens", "16", "--speed_new_tokens", "16",
-                 "--output_dir", str(tmp_path), "--log_level", "WARNING"])
+                 "--calib_samples", "2", "--calib_text_windows", "1", "--speed_prompt_tokens", "16",
+                 "--speed_new_tokens", "16", "--output_dir", str(tmp_path), "--log_level", "WARNING"])
     assert list(rows) == ["fp32", "fp16", "a8w8c8"]
     quantized = rows["a8w8c8"]
+    assert quantized["n_samples"] == 3  # two prompts and one plain-text window
     assert quantized["size_mb"] < rows["fp16"]["size_mb"] < rows["fp32"]["size_mb"]
     assert quantized["memory_mb"]["weights"] < rows["fp32"]["memory_mb"]["weights"]
     assert quantized["perplexity"]["kl"] > 0 and quantized["speed"]["decode_tokens_per_s"] > 0

@@ -36,6 +36,8 @@ def add_arguments(parser):
     parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity and KL")
     parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
+    parser.add_argument("--calib_text_windows", type=int, default=0,
+                        help="plain-text windows of the train contexts added to the calibration samples")
     parser.add_argument("--speed_prompt_tokens", type=int, default=200, help="prompt length for the speed figures")
     parser.add_argument("--speed_new_tokens", type=int, default=128, help="generated tokens for decode tokens/s")
     parser.add_argument("--reuse", action="store_true", help="keep results already in output_dir (resume a run)")
@@ -59,7 +61,8 @@ def _step(command, output, log, reuse):
 def _quantize(args, name, directory):
     checkpoint = directory / f"{name}.ckpt"
     command = _command("quantize", "--config", args.config, "--approach", name, "--n_samples", args.calib_samples,
-                       "--dataset_path", f"{args.squad_dir}/train-v1.1.json", "--output_dir", directory)
+                       "--dataset_path", f"{args.squad_dir}/train-v1.1.json", "--output_dir", directory,
+                       "--text_windows", args.calib_text_windows)
     if approach_config(name).needs_calibration_data:
         command.append("--time_float_forward")
     return _step(command, checkpoint.with_suffix(".json"), directory / "quantize.log", args.reuse)

@@ -34,6 +34,9 @@ def add_arguments(parser):
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
     parser.add_argument("--template", default="squad_3shot", help="prompt template of the calibration samples")
+    parser.add_argument("--text_windows", type=int, default=0,
+                        help="also calibrate on this many 512-token plain-text windows of the dataset file's "
+                             "contexts, interleaved with the prompts (ranges then cover text that is not a prompt)")
     parser.add_argument("--output_dir", default=None, help="where to write <approach>.ckpt (default outputs/<approach>)")
     parser.add_argument("--time_float_forward", action="store_true",
                         help="also time one float forward pass over the calibration set (calibration cost yardstick)")
@@ -50,7 +53,7 @@ def run(args):
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
                                      args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,
-                                     args.time_float_forward)
+                                     args.time_float_forward, args.text_windows)
     print(f"{args.approach}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
           f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
     return summary
