@@ -88,12 +88,12 @@ def compare(first, second):
         x, y = a[name].asnumpy().astype(np.float64), b[name].asnumpy().astype(np.float64)
         if x.shape != y.shape:
             raise ValueError(f"{name}: shape {x.shape} in {first} vs {y.shape} in {second}")
+        difference = np.abs(x - y).max()
         if a[name].dtype == ms.int8:
-            differing, total = differing + int((x != y).sum()), total + x.size
-            step = max(step, int(np.abs(x - y).max()))
-        elif np.abs(x - y).max() / max(np.abs(y).max(), 1e-30) > relative:
-            relative, worst = np.abs(x - y).max() / max(np.abs(y).max(), 1e-30), name
-    return {"int8": (differing, total, step), "float": (float(relative), worst)}
+            differing, total, step = differing + int((x != y).sum()), total + x.size, max(step, int(difference))
+        elif difference / max(np.abs(y).max(), 1e-30) > relative:
+            relative, worst = float(difference / max(np.abs(y).max(), 1e-30)), name
+    return {"int8": (differing, total, step), "float": (relative, worst)}
 
 
 def main(argv=None):

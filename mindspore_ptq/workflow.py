@@ -10,8 +10,7 @@ from network_helpers.llama.parallel import tp_rank_and_size
 
 from .checkpoint import checkpoint_size_mb, config_path_for, load_quantized, save_quantized
 from .config import PTQConfig, PTQMode
-from .datasets import get_datasets
-from .evaluation.perplexity import context_windows
+from .datasets import context_windows, get_datasets
 from .evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
 from .log import progress
 from .ptq import PTQ

@@ -86,11 +86,11 @@ def _evaluate(args, row, directory, reference):
 def run(args):
     output_dir = Path(args.output_dir)
     fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
-    rows = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
-    rows.update({name: None for name in args.approaches})
-    for name in rows:  # quantize (PyNative calibration on train questions), then deploy and evaluate in GRAPH_MODE
+    floats = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
+    rows = {}
+    for name in [*floats, *args.approaches]:  # quantize (PyNative calibration), then deploy and evaluate (GRAPH)
         (output_dir / name).mkdir(parents=True, exist_ok=True)
-        row = rows[name] = rows[name] or _quantize(args, name, output_dir / name)
+        row = rows[name] = floats.get(name) or _quantize(args, name, output_dir / name)
         row["size_mb"] = checkpoint_size_mb(row["checkpoint"])
         _evaluate(args, row, output_dir / name, None if name == "fp32" else fp32_checkpoint)
         logger.info("%s: F1 %.2f, PPL %.3f, decode %.1f tokens/s", name, row["squad"]["f1"],

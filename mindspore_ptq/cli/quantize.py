@@ -37,7 +37,8 @@ def add_arguments(parser):
     parser.add_argument("--text_windows", type=int, default=0,
                         help="also calibrate on this many 512-token plain-text windows of the dataset file's "
                              "contexts, interleaved with the prompts (ranges then cover text that is not a prompt)")
-    parser.add_argument("--output_dir", default=None, help="where to write <approach>.ckpt (default outputs/<approach>)")
+    parser.add_argument("--output_dir", default=None,
+                        help="where to write <approach>.ckpt (default outputs/<approach>)")
     parser.add_argument("--time_float_forward", action="store_true",
                         help="also time one float forward pass over the calibration set (calibration cost yardstick)")
 

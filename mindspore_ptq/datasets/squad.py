@@ -163,6 +163,18 @@ def _load_shots(prompt_template: PromptTemplate, shots_file: Path) -> Tuple[Squa
     return tuple(by_id[shot_id] for shot_id in prompt_template.shot_ids)
 
 
+def context_windows(path, tokenizer, window=512, n_windows=64):
+    """The unique contexts of a SQuAD file in file order, joined with blank lines, tokenized without special
+    tokens and cut into the first `n_windows` consecutive non-overlapping windows of `window` tokens:
+    (n_windows, window). Perplexity windows (dev) and plain-text calibration samples (train)."""
+    contexts = list(dict.fromkeys(example.context for example in load_squad(path)))
+    ids = np.asarray(tokenizer("\n\n".join(contexts), add_special_tokens=False)["input_ids"], np.int32)
+    available = len(ids) // window
+    if available < n_windows:
+        raise ValueError(f"{path} gives {available} windows of {window} tokens, fewer than {n_windows}")
+    return ids[: n_windows * window].reshape(n_windows, window)
+
+
 def pad_token_id_of(tokenizer) -> int:
     for name in ('pad_token_id', 'eos_token_id'):
         token_id = getattr(tokenizer, name, None)

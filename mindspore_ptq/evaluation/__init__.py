@@ -1,8 +1,9 @@
 """Evaluation: SQuAD F1/EM by generation, perplexity and KL/top-1 against a reference."""
-from .perplexity import context_windows, evaluate_perplexity
+from ..datasets import context_windows  # the perplexity windows; defined with the SQuAD reader
+from .perplexity import evaluate_perplexity
 from .squad_eval import evaluate_squad
-from .squad_metrics import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
-                            squad_scores)
+from .squad_metrics import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score,
+                            normalize_answer, squad_scores)
 
-__all__ = ['context_windows', 'evaluate_perplexity', 'evaluate_squad', 'answer_complete', 'emf1_metric_scores', 'exact_match',
-           'extract_answer', 'f1_score', 'normalize_answer', 'squad_scores']
+__all__ = ['context_windows', 'evaluate_perplexity', 'evaluate_squad', 'answer_complete', 'emf1_metric_scores',
+           'exact_match', 'extract_answer', 'f1_score', 'normalize_answer', 'squad_scores']

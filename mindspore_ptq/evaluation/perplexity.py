@@ -4,19 +4,7 @@ import time
 import numpy as np
 import mindspore as ms
 
-from ..datasets import load_squad
 from ..log import progress
-
-
-def context_windows(dev_path, tokenizer, window=512, n_windows=64):
-    """The unique dev contexts in file order, joined with blank lines, tokenized without special tokens and cut
-    into the first `n_windows` consecutive non-overlapping windows of `window` tokens: (n_windows, window)."""
-    contexts = list(dict.fromkeys(example.context for example in load_squad(dev_path)))
-    ids = np.asarray(tokenizer("\n\n".join(contexts), add_special_tokens=False)["input_ids"], np.int32)
-    available = len(ids) // window
-    if available < n_windows:
-        raise ValueError(f"{dev_path} gives {available} windows of {window} tokens, fewer than {n_windows}")
-    return ids[: n_windows * window].reshape(n_windows, window)
 
 
 def _log_softmax(logits):

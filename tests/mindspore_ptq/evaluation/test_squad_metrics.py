@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mindspore_ptq.evaluation import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score, normalize_answer,
-                                      squad_scores)
+from mindspore_ptq.evaluation import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score,
+                                      normalize_answer, squad_scores)
 
 SQUAD_DIR = Path(os.environ.get('SQUAD_DIR',
                                 Path(__file__).resolve().parents[3] / '..' / 'shared' / 'data' / 'squad1.1'))
