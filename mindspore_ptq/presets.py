@@ -22,14 +22,16 @@ _ALL_DECODER = dict(_A8W8_SEED, opname_blacklist=("lm_head",))
 _ALPHAS = (None, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9)
 _AUTO = dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE, smooth_alpha_search=_ALPHAS,
              sensitivity_samples=4, fallback_kl_budget=0.02, fallback_max_fraction=0.1)
+_PER_TOKEN = dict(_ALL_DECODER, act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=_ALPHAS)
 RECOVERY_APPROACHES = {
     "a8w8_all": _ALL_DECODER,  # the seed recipe on all decoder linears, as the torch reference measures it
-    "a8w8_per_token": dict(_ALL_DECODER, act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=_ALPHAS),
+    "a8w8_per_token": _PER_TOKEN,
     "a8w8_percentile": dict(_ALL_DECODER, act_observer=RangeObserver.PERCENTILE),
     "a8w8_histogram": dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE),
     "a8w8_alpha_search": dict(_ALL_DECODER, smooth_alpha_search=_ALPHAS),
     "a8w8_auto": _AUTO,
     "a8w8c8_auto": dict(_AUTO, kvcache_quant_dtype=ms.int8),
+    "a8w8c8_per_token": dict(_PER_TOKEN, kvcache_quant_dtype=ms.int8),
 }
 ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES}
 
