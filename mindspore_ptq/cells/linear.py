@@ -92,14 +92,15 @@ class ActWeightQuantLinear(SmoothedInputLinear):
         self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
         self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
 
-    def quantize_input(self, x):
-        q = ops.clip_by_value(ops.round(self.smoothed_input(x) / self.input_scale) + self.input_zero_point,
-                              qf.QMIN, qf.QMAX)
-        return q.astype(ms.int8)
+    def centred_input(self, x):
+        """The int8 codes of x minus the zero point, as float32: clip(round(x / scale), QMIN - zp, QMAX - zp),
+        which equals clip(round(x / scale) + zp, QMIN, QMAX) - zp in three elementwise passes instead of seven."""
+        zero_point = self.input_zero_point
+        return ops.clamp(ops.round(self.smoothed_input(x) / self.input_scale), qf.QMIN - zero_point,
+                         qf.QMAX - zero_point)
 
     def construct(self, x):
-        shifted = self.quantize_input(x).astype(ms.float32) - self.input_zero_point
-        accumulated = linear(shifted, self.weight, ms.float32)
+        accumulated = linear(self.centred_input(x), self.weight, ms.float32)
         out = (accumulated * (self.input_scale * self.weight_scale)).astype(self.compute_dtype)
         return self._collect(out)
 

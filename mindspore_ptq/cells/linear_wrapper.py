@@ -68,13 +68,14 @@ class LinearQuantWrapper(QuantWrapper):
 
     def _accumulate_error(self, x, out):
         reference = self._float_reference(x).astype(ms.float32)
-        self._error[0] += float(ops.reduce_sum(ops.square(out.astype(ms.float32) - reference)).asnumpy())
-        self._error[1] += float(ops.reduce_sum(ops.square(reference)).asnumpy())
+        sums = ops.stack([ops.reduce_sum(ops.square(out.astype(ms.float32) - reference)),
+                          ops.reduce_sum(ops.square(reference))])
+        self._error += sums.asnumpy()  # one host sync per call
 
     def track_error(self, on):
         """Start (True) or stop (False) measuring ||y_q - y||^2 / ||y||^2 over the inputs that pass through."""
         if on:
-            self._error = [0.0, 0.0]
+            self._error = np.zeros(2)
             return
         if self._error is not None and self._error[1] > 0:
             self.relative_error = self._error[0] / self._error[1]

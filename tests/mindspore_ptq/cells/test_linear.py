@@ -43,6 +43,17 @@ def test_act_weight_linear_equals_integer_reference_and_is_bounded():
     assert (np.abs(got - expected) <= bound + 1e-4).all()
 
 
+def test_act_weight_linear_clips_inputs_beyond_its_static_range_like_the_integer_reference():
+    q, w_scale = qf.quantize_weight_per_channel(W)
+    x_scale, x_zp = qf.asymmetric_scale_zero_point(np.float32(-1.0), np.float32(3.0))  # X reaches about +-8
+    cell = ActWeightQuantLinear(32, 24)
+    cell.set_quant_params(q, w_scale, x_scale, x_zp)
+    xq = qf.quantize(X, x_scale, x_zp).astype(np.int64)
+    assert (xq == qf.QMIN).any() and (xq == qf.QMAX).any()
+    integer = (xq - int(x_zp)) @ q.astype(np.int64).T
+    np.testing.assert_allclose(cell(Tensor(X)).asnumpy(), integer * x_scale * w_scale, rtol=1e-5, atol=1e-5)
+
+
 def test_parameters_are_int8_weights_with_float32_scales():
     cell = ActWeightQuantLinear(32, 24, smooth=True)
     dtypes = {name: param.dtype for name, param in cell.parameters_and_names()}
