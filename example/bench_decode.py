@@ -4,7 +4,6 @@ installed) Hugging Face transformers on the same machine. Decode tokens/s exclud
     python example/bench_decode.py [--load_checkpoint quantized.ckpt]
 """
 import argparse
-import json
 import os
 
 import mindspore as ms
@@ -13,6 +12,7 @@ from mindspore_ptq.datasets import load_squad
 from mindspore_ptq.evaluation.speed import generation_speed, timed
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
+from network_helpers.checkpoint_io import write_json_atomic
 from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
 
 
@@ -68,8 +68,7 @@ def main(argv=None):
         print(f"{mode:>12}: prefill {prefill:.3f} s, {args.new_tokens} tokens in {total:.2f} s, "
               f"decode {decode_tps:.1f} tokens/s", flush=True)
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump({"prompt_tokens": len(prompt), "new_tokens": args.new_tokens, **results}, file, indent=2)
+        write_json_atomic(args.output, {"prompt_tokens": len(prompt), "new_tokens": args.new_tokens, **results})
     return results
 
 

@@ -7,7 +7,6 @@ evaluation is the sum over the buckets its prompts reach, not the weights alone.
     python example/bench_graph_memory.py [--load_checkpoint outputs/a16w8/a16w8.ckpt] [--output memory.json]
 """
 import argparse
-import json
 
 import numpy as np
 import mindspore as ms
@@ -15,6 +14,7 @@ import mindspore as ms
 from mindspore_ptq.evaluation.resources import parameter_memory_mb, rss_mb
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
+from network_helpers.checkpoint_io import write_json_atomic
 
 
 def main(argv=None):
@@ -37,8 +37,7 @@ def main(argv=None):
     for step, weights, rss in rows:
         print(f"| {step} | {'' if weights is None else f'{weights:.0f}'} | {rss:.0f} |")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump([{"step": s, "weights_mb": w, "rss_mb": r} for s, w, r in rows], file, indent=2)
+        write_json_atomic(args.output, [{"step": s, "weights_mb": w, "rss_mb": r} for s, w, r in rows])
 
 
 if __name__ == "__main__":

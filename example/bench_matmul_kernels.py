@@ -9,12 +9,13 @@ multiplied by 1 token (decode) and by 256 tokens (prefill) in GRAPH_MODE:
     python example/bench_matmul_kernels.py [--output kernels.json]
 """
 import argparse
-import json
 import time
 
 import numpy as np
 import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
+
+from network_helpers.checkpoint_io import write_json_atomic
 
 
 class WeightChain(nn.Cell):
@@ -67,8 +68,7 @@ def main(argv=None):
             value = results[f"{name}, {tokens} token(s)"]
             print(f"{tokens:>3} token(s)  {name:<12} {value:8.2f} ms  ({value / base:.2f}x fp32)")
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as file:
-            json.dump(results, file, indent=2)
+        write_json_atomic(args.output, results)
     return results
 
 

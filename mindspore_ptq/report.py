@@ -1,8 +1,9 @@
 """The per-layer report of a PTQ run: what was quantized how, what stayed float and why, and the calibration
 facts behind it (activation ranges, smoothing factors, each linear's output error on the calibration data)."""
-import json
 import math
 from pathlib import Path
+
+from network_helpers.checkpoint_io import write_json_atomic
 
 _COLUMNS = (("name", "{}"), ("scheme", "{}"), ("note", "{}"), ("act_min", "{:.3g}"), ("act_max", "{:.3g}"),
             ("smooth_min", "{:.3g}"), ("smooth_max", "{:.3g}"), ("relative_output_mse", "{:.2e}"))
@@ -46,11 +47,7 @@ def format_report(records):
 
 def save_report(records, path):
     """Write the records as JSON atomically; returns the path."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(records, indent=1))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, records, indent=1)
 
 
 def report_path_for(checkpoint):

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import mindspore as ms
 
-from network_helpers.checkpoint_io import read_checkpoint, save_checkpoint_atomic
+from network_helpers.checkpoint_io import read_checkpoint, save_checkpoint_atomic, write_json_atomic
 
 from .checkpoint import config_path_for
 
@@ -33,11 +33,7 @@ def write_manifest(path, world, axes):
     """Record the per-rank files of `path` and the split axis of each sharded parameter."""
     manifest = {"world": world, "checkpoint": Path(path).name,
                 "files": [rank_path(path, r).name for r in range(world)], "axes": axes}
-    target = manifest_path(path)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2))
-    tmp.replace(target)
-    return target
+    return write_json_atomic(manifest_path(path), manifest)
 
 
 def merge(manifest, output=None):

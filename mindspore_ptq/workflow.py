@@ -1,11 +1,10 @@
 """The user workflow as functions, shared by the example scripts, the CLI and the benchmark."""
-import json
 import time
 from pathlib import Path
 
 import mindspore as ms
 
-from network_helpers.checkpoint_io import load_checkpoint_into
+from network_helpers.checkpoint_io import load_checkpoint_into, write_json_atomic
 from network_helpers.llama.parallel import tp_rank_and_size
 
 from .checkpoint import checkpoint_size_mb, config_path_for, load_quantized, save_quantized
@@ -75,7 +74,7 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     summary.update(checkpoint=str(checkpoint), size_mb=checkpoint_size_mb(checkpoint), fallback=ptq.fallback)
     if tp_rank_and_size()[0] == 0:
         save_report(ptq.report, report_path_for(output_path))
-        Path(output_path).with_suffix(".json").write_text(json.dumps(summary, indent=2))
+        write_json_atomic(Path(output_path).with_suffix(".json"), summary)
     return summary
 
 

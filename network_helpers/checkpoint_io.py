@@ -1,4 +1,5 @@
-"""Checkpoint reading and atomic writing with MindSpore's checkpoint API."""
+"""Checkpoint reading, and atomic writing of checkpoints (MindSpore's checkpoint API) and other output files."""
+import json
 import os
 from pathlib import Path
 
@@ -6,6 +7,21 @@ import numpy as np
 import mindspore as ms
 
 from .llama.parallel import tp_rank_and_size
+
+
+def write_text_atomic(path, text):
+    """Write `text` to `path` via a temp file beside it and a rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path, data, indent=2):
+    """Write `data` as JSON to `path` atomically."""
+    return write_text_atomic(path, json.dumps(data, indent=indent))
 
 
 def save_checkpoint_atomic(params, path, choice_func=None):
@@ -89,7 +105,7 @@ def load_checkpoint_into(network, path, rank=None, world=None):
                    for n in sorted(set(params) & set(stored))
                    if stored[n].dtype != params[n].dtype and not (stored[n].is_floating_point()
                                                                  and params[n].is_floating_point())]
-    problems = [(f"missing parameter(s)", missing), ("unexpected parameter(s)", unexpected),
+    problems = [("missing parameter(s)", missing), ("unexpected parameter(s)", unexpected),
                 ("wrong shape(s)", wrong_shape), ("wrong dtype(s)", wrong_dtype)]
     message = "; ".join(f"{what} {items[:8]}{' ...' if len(items) > 8 else ''} ({len(items)} in all)"
                         for what, items in problems if items)

@@ -58,6 +58,13 @@ def test_quantize_then_deploy_and_evaluate(tiny_yaml, tmp_path):
     saved = json.loads((tmp_path / "eval.json").read_text())
     assert saved["squad"]["n"] == 2 and 0 <= saved["squad"]["f1"] <= 100
     assert results["perplexity"]["kl"] >= 0 and 0 <= results["perplexity"]["top1"] <= 100
+    traced = load_script("trace_layer_error").main([
+        "--config", str(tiny_yaml), "--load_checkpoint", summary["checkpoint"], "--windows", "1",
+        "--dataset_path", str(SQUAD_DIR / "dev-v1.1.json")])
+    assert [row["layer"] for row in traced["layers"]] == ["model.layers.0", "model.layers.1"]
+    assert all(row["own"] > 0 for row in traced["layers"])
+    # the same window in PyNative as the evaluation's in GRAPH_MODE: the same KL
+    np.testing.assert_allclose(traced["kl"], results["perplexity"]["kl"], rtol=1e-2)
 
 
 def test_cli_help_explains_each_command():

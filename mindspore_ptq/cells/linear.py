@@ -9,7 +9,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from network_helpers.llama.layers import ColumnParallelLinear, RowParallelLinear, linear
+from network_helpers.llama.layers import linear
 from network_helpers.llama.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf

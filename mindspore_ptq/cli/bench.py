@@ -17,6 +17,7 @@ from pathlib import Path
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
+from network_helpers.checkpoint_io import write_json_atomic, write_text_atomic
 
 from ..benchmark import markdown_tables
 from ..checkpoint import checkpoint_size_mb
@@ -99,12 +100,12 @@ def run(args):
     reports = {name: json.loads(report_path_for(rows[name]["checkpoint"]).read_text()) for name in args.approaches}
     meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
             "machine": platform.platform(), "cpu_count": os.cpu_count(), "mindspore": ms.__version__}
-    (output_dir / "results.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    write_json_atomic(output_dir / "results.json", {"meta": meta, "rows": rows})
     plot_accuracy_vs_size(rows, output_dir / "accuracy_vs_size.png")
     plot_layer_errors(reports, output_dir / "layer_errors.png")
     plot_layer_errors(reports, output_dir / "layer_sensitivity.png", key="sensitivity")
     tables = markdown_tables(rows)
-    (output_dir / "results.md").write_text(f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
+    write_text_atomic(output_dir / "results.md", f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
                                            f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")
     print(tables)
     return rows

@@ -6,12 +6,12 @@ mode from the PTQ config beside it.
 
     mindspore-ptq eval --load_checkpoint outputs/a8w8c8/a8w8c8.ckpt --n_samples 200 --ppl_windows 64
 """
-import json
 from pathlib import Path
 
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
+from network_helpers.checkpoint_io import write_json_atomic
 from network_helpers.llama.parallel import tp_rank_and_size
 
 from ..datasets import load_squad
@@ -80,5 +80,5 @@ def run(args):
         results["speed"] = speed
     if args.output and tp_rank_and_size()[0] == 0:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2))
+        write_json_atomic(args.output, results)
     return results

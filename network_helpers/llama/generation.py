@@ -1,6 +1,5 @@
 """Generation with the static KV cache: one prefill, then one decode step per new token."""
 import numpy as np
-import mindspore as ms
 from mindspore import Tensor
 
 

@@ -1,0 +1,90 @@
+"""Where a quantized network loses accuracy: its error decoder layer by decoder layer, against the float network.
+
+On plain-text dev windows (those of the perplexity and KL measures), for each decoder layer l:
+  own      ||out_q - out_f||^2 / ||out_f - in_f||^2: the quantized layer's error on the float layer's input,
+           relative to what the float layer adds to the residual stream (its own error, nothing carried in)
+  carried  ||h_q - h_f||^2 / ||h_f||^2: the quantized network's hidden state after layer l against the float one's
+           (its own error plus everything the layers before passed on)
+then the KL divergence and top-1 agreement of the next-token distributions on the same windows.
+
+    python example/ptq/trace_layer_error.py --load_checkpoint outputs/a8w8c8_auto/a8w8c8_auto.ckpt \
+        --windows 2 --output outputs/a8w8c8_auto/layer_error.json
+"""
+import argparse
+import os
+
+import numpy as np
+import mindspore as ms
+
+from mindspore_ptq.evaluation import context_windows
+from mindspore_ptq.workflow import load_network
+from network_helpers import MFParallelLlama2Helper
+from network_helpers.checkpoint_io import write_json_atomic
+
+
+def _relative(error, reference):
+    return float(np.sum(np.square(error)) / max(float(np.sum(np.square(reference))), 1e-30))
+
+
+def trace(float_network, quant_network, layout, ids):
+    """[{layer, own, carried}] of one window (1, seq) of token ids."""
+    float_args = layout.first_layer_inputs(float_network, ids)
+    quant_args = layout.first_layer_inputs(quant_network, ids)
+    rows = []
+    float_layers, quant_layers = layout.decoder_layers(float_network), layout.decoder_layers(quant_network)
+    for (name, float_layer), (_, quant_layer) in zip(float_layers, quant_layers):
+        hidden_in = float_args[0].asnumpy()
+        float_out = float_layer(*float_args)
+        own = quant_layer(*float_args).asnumpy() - float_out.asnumpy()
+        quant_out = quant_layer(*quant_args)
+        rows.append(dict(layer=name, own=_relative(own, float_out.asnumpy() - hidden_in),
+                         carried=_relative(quant_out.asnumpy() - float_out.asnumpy(), float_out.asnumpy())))
+        float_args, quant_args = (float_out,) + tuple(float_args[1:]), (quant_out,) + tuple(quant_args[1:])
+    return rows
+
+
+def next_token_agreement(float_network, quant_network, ids):
+    """(mean KL(float || quantized), top-1 agreement) of the next-token distributions of one window."""
+    log_p, log_q = (_log_softmax(net(ids).asnumpy()[0].astype(np.float64)) for net in (float_network, quant_network))
+    kl = float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean())
+    return kl, float((log_p.argmax(-1) == log_q.argmax(-1)).mean())
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="example/configs/predict_smollm2_135m.yaml")
+    parser.add_argument("--load_checkpoint", required=True, help="quantized checkpoint (its PTQ config beside it)")
+    parser.add_argument("--dataset_path", default=os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
+                        + "/dev-v1.1.json")
+    parser.add_argument("--windows", type=int, default=2, help="512-token dev windows")
+    parser.add_argument("--output", default=None, help="write the per-layer errors as JSON here")
+    args = parser.parse_args(argv)
+    helper = MFParallelLlama2Helper(args.config)
+    helper.set_context(ms.PYNATIVE_MODE)
+    float_network, quant_network = load_network(helper), load_network(helper, args.load_checkpoint)
+    windows = context_windows(args.dataset_path, helper.create_tokenizer(), n_windows=args.windows)
+    per_window, agreement = [], []
+    for window in windows:
+        ids = ms.Tensor(window[None], ms.int32)
+        per_window.append(trace(float_network, quant_network, helper.layout, ids))
+        agreement.append(next_token_agreement(float_network, quant_network, ids))
+    layers = [dict(layer=rows[0]["layer"], own=float(np.mean([r["own"] for r in rows])),
+                   carried=float(np.mean([r["carried"] for r in rows]))) for rows in zip(*per_window)]
+    kl, top1 = np.mean(agreement, axis=0)
+    result = dict(checkpoint=args.load_checkpoint, windows=len(windows), layers=layers, kl=float(kl), top1=float(top1))
+    print("| layer | own error | carried error |\n| --- | --- | --- |")
+    for row in layers:
+        print(f"| {row['layer']} | {row['own']:.3g} | {row['carried']:.3g} |")
+    print(f"KL {kl:.4f}, top-1 agreement {100 * top1:.2f}% over {len(windows)} windows")
+    if args.output:
+        write_json_atomic(args.output, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()
