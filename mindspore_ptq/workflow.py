@@ -58,7 +58,7 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     samples = None
     if config.needs_calibration_data:
         samples = calibration_samples(helper, dataset_path, n_samples, template, text_windows)
-    summary = {"approach": config.name, "n_samples": len(samples) if samples else 0}
+    summary = {"scheme": config.name, "n_samples": len(samples) if samples else 0}
     if time_float_forward and samples:
         summary["float_forward_seconds"] = _float_forward_seconds(network, samples)
     summary["rss_before_mb"], peak_tracked = rss_mb(), reset_peak_rss()
