@@ -89,6 +89,9 @@ class PTQConfig:
     calibration_inputs: QUANTIZED feeds each decoder layer the quantized layers' outputs (the default); FLOAT
         feeds it the float network's, which skips one pass per layer and gives the same checkpoint at any
         model_parallel (quantized inputs amplify the float reassociation of tensor-parallel sums).
+    smooth_power_of_two: round each SmoothQuant factor to the nearest power of two (within sqrt(2) of it), so the
+        int8 weights no longer depend on float noise in the activation statistics: with calibration_inputs=FLOAT,
+        a tensor-parallel run then gives the single-process int8 weights exactly.
     smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
         output error on its calibration inputs (`smooth_alpha` is always a candidate). Empty: `smooth_alpha`.
     layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
@@ -113,6 +116,7 @@ class PTQConfig:
     act_observer: RangeObserver = RangeObserver.MINMAX
     act_clip_percentile: float = 99.99
     calibration_inputs: CalibrationInputs = CalibrationInputs.QUANTIZED
+    smooth_power_of_two: bool = False
     smooth_alpha_search: Tuple[Optional[float], ...] = ()
     layer_overrides: Tuple[Tuple[str, LayerPrecision], ...] = ()
     sensitivity_samples: int = 0
@@ -160,6 +164,8 @@ class PTQConfig:
         alphas = tuple(self.smooth_alpha_search)
         if alphas and self.outliers_suppression is not OutliersSuppressionType.SMOOTH:
             raise ValueError("PTQConfig.smooth_alpha_search needs outliers_suppression=SMOOTH")
+        if self.smooth_power_of_two and self.outliers_suppression is not OutliersSuppressionType.SMOOTH:
+            raise ValueError("PTQConfig.smooth_power_of_two needs outliers_suppression=SMOOTH")
         if any(a is not None and not 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"PTQConfig.smooth_alpha_search values must be in [0, 1] or None, got {alphas}")
         object.__setattr__(self, "smooth_alpha_search", alphas)

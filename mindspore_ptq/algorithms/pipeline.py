@@ -18,7 +18,8 @@ class WrapperQuantizer:
 # (does the config need it, how to build it from (config, layout)), in processing order.
 STEPS = (
     (lambda c: c.outliers_suppression is OutliersSuppressionType.SMOOTH,
-     lambda c, layout: SmoothQuant(c.smooth_alpha, layout.smooth_groups, c.smooth_alpha_search)),
+     lambda c, layout: SmoothQuant(c.smooth_alpha, layout.smooth_groups, c.smooth_alpha_search,
+                                            c.smooth_power_of_two)),
     (lambda c: c.weight_quant_dtype is not None, lambda c, layout: WrapperQuantizer("linear")),
     (lambda c: c.kvcache_quant_dtype is not None, lambda c, layout: WrapperQuantizer("kv_cache")),
 )

@@ -1,6 +1,7 @@
 """SmoothQuant: divide activations by s and multiply weights by s, s = max|X|^a / max|W|^(1-a) per channel.
 
-Where a cell feeds the linears (a norm, or w3 feeding w2 through the gated product), 1/s is folded into its
+With `power_of_two`, each factor is rounded to the nearest power of two (the int8 weights then do not move with
+float noise in the statistics, e.g. a tensor-parallel run's reassociated sums). Where a cell feeds the linears (a norm, or w3 feeding w2 through the gated product), 1/s is folded into its
 output channels exactly; otherwise the deployed linear multiplies its input by 1/s. With candidate alphas, each
 group takes the alpha whose simulated int8 output error on the group's calibration inputs is least.
 """
@@ -43,18 +44,18 @@ class SmoothQuant:
     alpha_candidates: if given, each group's alpha is searched among them (None: no smoothing) and `alpha`.
     """
 
-    def __init__(self, alpha, smooth_groups, alpha_candidates=()):
-        self.alpha, self.smooth_groups = alpha, smooth_groups
+    def __init__(self, alpha, smooth_groups, alpha_candidates=(), power_of_two=False):
+        self.alpha, self.smooth_groups, self.power_of_two = alpha, smooth_groups, power_of_two
         self.candidates = list(dict.fromkeys([alpha, *alpha_candidates]))  # the default first: it wins ties
 
-    @staticmethod
-    def _factors(observed, linears, alpha):
+    def _factors(self, observed, linears, alpha):
         if alpha is None:
             return np.ones_like(observed.observer.abs_max)
         weight_max = np.max([np.abs(_float_cell(c).weight.asnumpy()).max(0) for c in linears], axis=0)
         if parallel_layout(_float_cell(linears[0]))["parallel_mode"] == "column":
             weight_max = tp_max(weight_max)  # each rank holds some of the output rows
-        return smooth_scales(observed.observer.abs_max, weight_max, alpha)
+        factors = smooth_scales(observed.observer.abs_max, weight_max, alpha)
+        return np.exp2(np.round(np.log2(factors))).astype(factors.dtype) if self.power_of_two else factors
 
     def _choose(self, quantized, linears):
         """(alpha, factors): the fixed alpha, or the candidate with the least summed relative output error of the

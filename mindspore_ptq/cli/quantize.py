@@ -31,6 +31,9 @@ def add_arguments(parser):
     parser.add_argument("--calibration_inputs", choices=[c.value for c in CalibrationInputs], default=None,
                         help="what each decoder layer is calibrated on: the quantized layers' outputs (default) or "
                              "the float network's (one pass cheaper; the same checkpoint at any model_parallel)")
+    parser.add_argument("--smooth_power_of_two", action="store_true",
+                        help="round SmoothQuant factors to powers of two; with --calibration_inputs float a "
+                             "tensor-parallel run then gives the single-process int8 weights exactly")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
@@ -52,6 +55,8 @@ def run(args):
     overrides = {} if args.opname_blacklist is None else {"opname_blacklist": tuple(args.opname_blacklist)}
     if args.calibration_inputs is not None:
         overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
+    if args.smooth_power_of_two:
+        overrides["smooth_power_of_two"] = True
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
                                      args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,

@@ -7,9 +7,14 @@ import mindspore as ms
 
 from mindspore_ptq import PTQ
 from mindspore_ptq.checkpoint import save_quantized
+from mindspore_ptq.config import CalibrationInputs
 from mindspore_ptq.presets import approach_config
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.llama.parallel import tp_rank_and_size
+
+
+# Float calibration inputs and power-of-two smoothing: the int8 weights do not depend on the TP size.
+REPRODUCIBLE = dict(calibration_inputs=CalibrationInputs.FLOAT, smooth_power_of_two=True)
 
 
 def main(yaml_path, work_dir, approach):
@@ -20,7 +25,7 @@ def main(yaml_path, work_dir, approach):
     rank, _ = tp_rank_and_size()
     network = helper.create_network()  # the full float checkpoint, sliced for this rank
     results = {"float_logits": network(ms.Tensor(data["probe"])).asnumpy()}
-    config = approach_config(approach)
+    config = approach_config(approach, **REPRODUCIBLE)
     ptq = PTQ(config)
     ptq.apply(network, helper, list(data["calibration"]))
     ptq.convert(network)

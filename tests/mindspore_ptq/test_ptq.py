@@ -258,3 +258,25 @@ def test_fallback_search_meets_a_kl_budget_with_the_fewest_fallbacks():
     history, count = ptq.fallback["kl_by_count"], ptq.fallback["count"]
     assert ptq.fallback["met"] and history[count] <= budget and 0 < count
     assert count - 1 in history and history[count - 1] > budget  # one fewer misses it: the fewest
+
+
+def test_power_of_two_smoothing_rounds_each_factor_to_within_sqrt2():
+    divisors = {}
+    for power_of_two in (False, True):
+        network = build_tiny()
+        ptq = PTQ(approach_config("a8w8", calibration_inputs=CalibrationInputs.FLOAT,
+                                  smooth_power_of_two=power_of_two))
+        ptq.apply(network, None, CALIBRATION)
+        divisors[power_of_two] = {w.name: w.input_divisor for _, _, w in ptq._wrapped
+                                  if getattr(w, "input_divisor", None) is not None}
+    assert len(divisors[True]) == 12 and divisors[True].keys() == divisors[False].keys()
+    for path, snapped in divisors[True].items():
+        exponents = np.log2(snapped)
+        np.testing.assert_array_equal(exponents, np.round(exponents), err_msg=path)
+        ratio = snapped / divisors[False][path]  # float inputs: the same statistics in both runs
+        assert ((ratio >= 2 ** -0.5 - 1e-6) & (ratio <= 2 ** 0.5 + 1e-6)).all(), path
+
+
+def test_power_of_two_smoothing_needs_smoothquant():
+    with pytest.raises(ValueError, match="smooth_power_of_two needs outliers_suppression=SMOOTH"):
+        approach_config("a16w8", smooth_power_of_two=True)
