@@ -93,11 +93,11 @@ class ActWeightQuantLinear(SmoothedInputLinear):
         self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
 
     def centred_input(self, x):
-        """The int8 codes of x minus the zero point, as float32: clip(round(x / scale), QMIN - zp, QMAX - zp),
-        which equals clip(round(x / scale) + zp, QMIN, QMAX) - zp in three elementwise passes instead of seven."""
-        zero_point = self.input_zero_point
-        return ops.clamp(ops.round(self.smoothed_input(x) / self.input_scale), qf.QMIN - zero_point,
-                         qf.QMAX - zero_point)
+        """The int8 codes of x minus the zero point, kept in float32 (integers, exact): the matmul runs in float32,
+        so no int8 round trip. Scalar clip bounds: tensor bounds take a broadcasting kernel ~8x slower on CPU."""
+        codes = ops.clip_by_value(ops.round(self.smoothed_input(x) / self.input_scale) + self.input_zero_point,
+                                  qf.QMIN, qf.QMAX)
+        return codes - self.input_zero_point
 
     def construct(self, x):
         accumulated = linear(self.centred_input(x), self.weight, ms.float32)
