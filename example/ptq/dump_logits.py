@@ -5,11 +5,11 @@
         --config example/configs/predict_smollm2_135m_mp3.yaml --output outputs/logits_tp3.npy
 """
 import argparse
-import os
 
 import numpy as np
 import mindspore as ms
 
+from mindspore_ptq.cli.common import DEFAULT_SQUAD_DIR, add_config_argument
 from mindspore_ptq.evaluation import context_windows
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
@@ -18,10 +18,9 @@ from network_helpers.llama.parallel import tp_rank_and_size
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="example/configs/predict_smollm2_135m.yaml")
+    add_config_argument(parser)
     parser.add_argument("--load_checkpoint", default=None, help="float or quantized checkpoint (default: YAML's)")
-    parser.add_argument("--dataset_path", default=os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
-                        + "/dev-v1.1.json")
+    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json")
     parser.add_argument("--windows", type=int, default=2, help="512-token dev windows")
     parser.add_argument("--output", required=True, help=".npy file (written by rank 0)")
     args = parser.parse_args(argv)

@@ -11,11 +11,11 @@ then the KL divergence and top-1 agreement of the next-token distributions on th
         --windows 2 --output outputs/a8w8c8_auto/layer_error.json
 """
 import argparse
-import os
 
 import numpy as np
 import mindspore as ms
 
+from mindspore_ptq.cli.common import DEFAULT_SQUAD_DIR, add_config_argument
 from mindspore_ptq.evaluation import context_windows
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
@@ -57,10 +57,9 @@ def _log_softmax(logits):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="example/configs/predict_smollm2_135m.yaml")
+    add_config_argument(parser)
     parser.add_argument("--load_checkpoint", required=True, help="quantized checkpoint (its PTQ config beside it)")
-    parser.add_argument("--dataset_path", default=os.environ.get("SQUAD_DIR", "../shared/data/squad1.1")
-                        + "/dev-v1.1.json")
+    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json")
     parser.add_argument("--windows", type=int, default=2, help="512-token dev windows")
     parser.add_argument("--output", default=None, help="write the per-layer errors as JSON here")
     args = parser.parse_args(argv)
