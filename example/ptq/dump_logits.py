@@ -9,7 +9,7 @@ import argparse
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.cli.common import DEFAULT_SQUAD_DIR, add_config_argument
+from mindspore_ptq.cli.common import add_config_argument, add_dev_window_arguments
 from mindspore_ptq.evaluation import context_windows
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
@@ -20,8 +20,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_argument(parser)
     parser.add_argument("--load_checkpoint", default=None, help="float or quantized checkpoint (default: YAML's)")
-    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json")
-    parser.add_argument("--windows", type=int, default=2, help="512-token dev windows")
+    add_dev_window_arguments(parser)
     parser.add_argument("--output", required=True, help=".npy file (written by rank 0)")
     args = parser.parse_args(argv)
     helper = MFParallelLlama2Helper(args.config)

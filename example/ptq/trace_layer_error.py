@@ -15,8 +15,8 @@ import argparse
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.cli.common import DEFAULT_SQUAD_DIR, add_config_argument
-from mindspore_ptq.evaluation import context_windows
+from mindspore_ptq.cli.common import add_config_argument, add_dev_window_arguments
+from mindspore_ptq.evaluation import context_windows, evaluate_perplexity
 from mindspore_ptq.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.checkpoint_io import write_json_atomic
@@ -35,47 +35,33 @@ def trace(float_network, quant_network, layout, ids):
     for (name, float_layer), (_, quant_layer) in zip(float_layers, quant_layers):
         hidden_in = float_args[0].asnumpy()
         float_out = float_layer(*float_args)
-        own = quant_layer(*float_args).asnumpy() - float_out.asnumpy()
+        reference = float_out.asnumpy()
+        own = quant_layer(*float_args).asnumpy() - reference
         quant_out = quant_layer(*quant_args)
-        rows.append(dict(layer=name, own=_relative(own, float_out.asnumpy() - hidden_in),
-                         carried=_relative(quant_out.asnumpy() - float_out.asnumpy(), float_out.asnumpy())))
+        rows.append(dict(layer=name, own=_relative(own, reference - hidden_in),
+                         carried=_relative(quant_out.asnumpy() - reference, reference)))
         float_args, quant_args = (float_out,) + tuple(float_args[1:]), (quant_out,) + tuple(quant_args[1:])
     return rows
-
-
-def next_token_agreement(float_network, quant_network, ids):
-    """(mean KL(float || quantized), top-1 agreement) of the next-token distributions of one window."""
-    log_p, log_q = (_log_softmax(net(ids).asnumpy()[0].astype(np.float64)) for net in (float_network, quant_network))
-    kl = float((np.exp(log_p) * (log_p - log_q)).sum(-1).mean())
-    return kl, float((log_p.argmax(-1) == log_q.argmax(-1)).mean())
-
-
-def _log_softmax(logits):
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_config_argument(parser)
     parser.add_argument("--load_checkpoint", required=True, help="quantized checkpoint (its PTQ config beside it)")
-    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json")
-    parser.add_argument("--windows", type=int, default=2, help="512-token dev windows")
+    add_dev_window_arguments(parser)
     parser.add_argument("--output", default=None, help="write the per-layer errors as JSON here")
     args = parser.parse_args(argv)
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE)
     float_network, quant_network = load_network(helper), load_network(helper, args.load_checkpoint)
     windows = context_windows(args.dataset_path, helper.create_tokenizer(), n_windows=args.windows)
-    per_window, agreement = [], []
-    for window in windows:
-        ids = ms.Tensor(window[None], ms.int32)
-        per_window.append(trace(float_network, quant_network, helper.layout, ids))
-        agreement.append(next_token_agreement(float_network, quant_network, ids))
+    per_window = [trace(float_network, quant_network, helper.layout, ms.Tensor(window[None], ms.int32))
+                  for window in windows]
     layers = [dict(layer=rows[0]["layer"], own=float(np.mean([r["own"] for r in rows])),
                    carried=float(np.mean([r["carried"] for r in rows]))) for rows in zip(*per_window)]
-    kl, top1 = np.mean(agreement, axis=0)
-    result = dict(checkpoint=args.load_checkpoint, windows=len(windows), layers=layers, kl=float(kl), top1=float(top1))
+    agreement = evaluate_perplexity(quant_network, windows, reference=float_network)
+    kl, top1 = agreement["kl"], agreement["top1"] / 100
+    result = dict(checkpoint=args.load_checkpoint, windows=len(windows), layers=layers, kl=kl, top1=top1)
     print("| layer | own error | carried error |\n| --- | --- | --- |")
     for row in layers:
         print(f"| {row['layer']} | {row['own']:.3g} | {row['carried']:.3g} |")

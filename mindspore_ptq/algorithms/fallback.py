@@ -2,6 +2,7 @@
 count, or the fewest that bring the KL divergence against float on held-out samples within a budget."""
 import numpy as np
 
+from ..evaluation.perplexity import log_softmax
 from ..log import logger
 
 
@@ -17,24 +18,18 @@ def apply_fallbacks(ranked, count, precision):
         wrapper.set_fallback(precision if index < count else None)
 
 
-def _log_softmax(logits):
-    logits = logits.astype(np.float64)
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
-
-
 class HeldOutKL:
     """Mean KL(float || network) of next-token distributions over held-out samples. The float distributions are
     taken at construction, before calibration changes the network."""
 
     def __init__(self, network, batches):
         self.batches = batches
-        self.reference = [_log_softmax(network(ids).asnumpy()).astype(np.float32) for ids in batches]
+        self.reference = [log_softmax(network(ids).asnumpy()).astype(np.float32) for ids in batches]
 
     def __call__(self, network):
         total, positions = 0.0, 0
         for ids, reference in zip(self.batches, self.reference):
-            log_q = _log_softmax(network(ids).asnumpy())
+            log_q = log_softmax(network(ids).asnumpy())
             total += float((np.exp(reference) * (reference - log_q)).sum())
             positions += reference.shape[0] * reference.shape[1]
         return total / positions

@@ -19,7 +19,7 @@ class WrapperQuantizer:
 STEPS = (
     (lambda c: c.outliers_suppression is OutliersSuppressionType.SMOOTH,
      lambda c, layout: SmoothQuant(c.smooth_alpha, layout.smooth_groups, c.smooth_alpha_search,
-                                            c.smooth_power_of_two)),
+                                   c.smooth_power_of_two)),
     (lambda c: c.weight_quant_dtype is not None, lambda c, layout: WrapperQuantizer("linear")),
     (lambda c: c.kvcache_quant_dtype is not None, lambda c, layout: WrapperQuantizer("kv_cache")),
 )

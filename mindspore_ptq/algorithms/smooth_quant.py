@@ -1,9 +1,10 @@
 """SmoothQuant: divide activations by s and multiply weights by s, s = max|X|^a / max|W|^(1-a) per channel.
 
-With `power_of_two`, each factor is rounded to the nearest power of two (the int8 weights then do not move with
-float noise in the statistics, e.g. a tensor-parallel run's reassociated sums). Where a cell feeds the linears (a norm, or w3 feeding w2 through the gated product), 1/s is folded into its
+Where a cell feeds the linears (a norm, or w3 feeding w2 through the gated product), 1/s is folded into its
 output channels exactly; otherwise the deployed linear multiplies its input by 1/s. With candidate alphas, each
-group takes the alpha whose simulated int8 output error on the group's calibration inputs is least.
+group takes the alpha whose simulated int8 output error on the group's calibration inputs is least. With
+`power_of_two`, each factor is rounded to the nearest power of two, so the int8 weights do not move with float
+noise in the statistics (e.g. a tensor-parallel run's reassociated sums).
 """
 import numpy as np
 from mindspore import Tensor

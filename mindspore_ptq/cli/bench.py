@@ -106,6 +106,6 @@ def run(args):
     plot_layer_errors(reports, output_dir / "layer_sensitivity.png", key="sensitivity")
     tables = markdown_tables(rows)
     write_text_atomic(output_dir / "results.md", f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
-                                           f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")
+                                                 f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")
     print(tables)
     return rows

@@ -6,8 +6,6 @@ mode from the PTQ config beside it.
 
     mindspore-ptq eval --load_checkpoint outputs/a8w8c8/a8w8c8.ckpt --n_samples 200 --ppl_windows 64
 """
-from pathlib import Path
-
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
@@ -79,6 +77,5 @@ def run(args):
               f"decode {speed['decode_tokens_per_s']:.1f} tokens/s")
         results["speed"] = speed
     if args.output and tp_rank_and_size()[0] == 0:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         write_json_atomic(args.output, results)
     return results

@@ -7,13 +7,15 @@ import mindspore as ms
 from ..log import progress
 
 
-def _log_softmax(logits):
+def log_softmax(logits):
+    """Log-probabilities over the last axis, in float64."""
+    logits = np.asarray(logits, np.float64)
     shifted = logits - logits.max(-1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
 def _next_token_logp(network, window):
-    return _log_softmax(network(ms.Tensor(window[None], ms.int32)).asnumpy()[0, :-1].astype(np.float64))
+    return log_softmax(network(ms.Tensor(window[None], ms.int32)).asnumpy()[0, :-1])
 
 
 def evaluate_perplexity(network, windows, reference=None):
