@@ -92,6 +92,9 @@ class PTQConfig:
     smooth_power_of_two: round each SmoothQuant factor to the nearest power of two (within sqrt(2) of it), so the
         int8 weights no longer depend on float noise in the activation statistics: with calibration_inputs=FLOAT,
         a tensor-parallel run then gives the single-process int8 weights exactly.
+    range_mantissa_bits: widen each calibrated range (static activation and KV-cache min/max) outward to the
+        nearest values with this many significant bits (8 widens it by at most 0.4%), so float noise below that
+        precision, such as the reassociated sums of tensor parallelism, leaves the scales unchanged. None: exact.
     smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
         output error on its calibration inputs (`smooth_alpha` is always a candidate). Empty: `smooth_alpha`.
     layer_overrides: (name substring, LayerPrecision) pairs, first match wins: per-layer mixed precision, e.g.
@@ -117,6 +120,7 @@ class PTQConfig:
     act_clip_percentile: float = 99.99
     calibration_inputs: CalibrationInputs = CalibrationInputs.QUANTIZED
     smooth_power_of_two: bool = False
+    range_mantissa_bits: Optional[int] = None
     smooth_alpha_search: Tuple[Optional[float], ...] = ()
     layer_overrides: Tuple[Tuple[str, LayerPrecision], ...] = ()
     sensitivity_samples: int = 0
@@ -166,6 +170,10 @@ class PTQConfig:
             raise ValueError("PTQConfig.smooth_alpha_search needs outliers_suppression=SMOOTH")
         if self.smooth_power_of_two and self.outliers_suppression is not OutliersSuppressionType.SMOOTH:
             raise ValueError("PTQConfig.smooth_power_of_two needs outliers_suppression=SMOOTH")
+        if self.range_mantissa_bits is not None and not (isinstance(self.range_mantissa_bits, int)
+                                                         and 1 <= self.range_mantissa_bits <= 23):
+            raise ValueError(f"PTQConfig.range_mantissa_bits must be an integer in [1, 23] or None, got "
+                             f"{self.range_mantissa_bits!r}")
         if any(a is not None and not 0.0 <= a <= 1.0 for a in alphas):
             raise ValueError(f"PTQConfig.smooth_alpha_search values must be in [0, 1] or None, got {alphas}")
         object.__setattr__(self, "smooth_alpha_search", alphas)

@@ -12,8 +12,9 @@ class CellPlan:
 
     activation: None (weight-only), PER_TENSOR (static) or PER_TOKEN (dynamic) int8 activations.
     smooth_multiply: the SmoothQuant factor is applied by a multiply in the deployed cell because no preceding
-    cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; keep_samples: the
-    wrapper keeps a sample of its inputs (for range observers and the smoothing search).
+    cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; range_mantissa_bits:
+    its rounding (config.range_mantissa_bits); keep_samples: the wrapper keeps a sample of its inputs (for range
+    observers and the smoothing search).
     """
     path: str
     kind: str
@@ -21,6 +22,7 @@ class CellPlan:
     smooth_multiply: bool = False
     range_observer: str = RangeObserver.MINMAX.value
     clip_percentile: float = 99.99
+    range_mantissa_bits: Optional[int] = None
     keep_samples: bool = False
     skip_reason: str = ""  # set when the cell stays float: why
 
@@ -57,7 +59,8 @@ def _linear_plan(path, relative_path, config, foldable):
     observer = config.act_observer if static else RangeObserver.MINMAX
     keep = activation is not None and (bool(config.smooth_alpha_search) or observer is not RangeObserver.MINMAX)
     return CellPlan(path, "linear", activation, smooth_multiply=smooth and relative_path not in foldable,
-                    range_observer=observer.value, clip_percentile=config.act_clip_percentile, keep_samples=keep)
+                    range_observer=observer.value, clip_percentile=config.act_clip_percentile,
+                    range_mantissa_bits=config.range_mantissa_bits, keep_samples=keep)
 
 
 def _plan(path, relative_path, kind, config, foldable):
@@ -68,7 +71,7 @@ def _plan(path, relative_path, kind, config, foldable):
         return CellPlan(path, kind, skip_reason=f"{_DTYPE_FIELD[kind]} is None")
     if kind == "linear":
         return _linear_plan(path, relative_path, config, foldable)
-    return CellPlan(path, kind)
+    return CellPlan(path, kind, range_mantissa_bits=config.range_mantissa_bits)
 
 
 def plan_cells(container, prefix, config, smooth_groups=(), only=None):

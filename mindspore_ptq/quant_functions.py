@@ -24,6 +24,18 @@ def asymmetric_scale_zero_point(minimum, maximum):
     return scale.astype(np.float32), zero_point.astype(np.float32)
 
 
+def _round_to_bits(x, bits, direction):
+    """x rounded by `direction` (np.floor or np.ceil) to a value with `bits` significant bits."""
+    x = np.asarray(x, np.float64)
+    step = np.ldexp(1.0, np.frexp(x)[1] - bits)
+    return (direction(x / step) * step).astype(np.float32)
+
+
+def round_range_outward(minimum, maximum, bits):
+    """Widen [minimum, maximum] to the nearest values with `bits` significant bits: minimum down, maximum up."""
+    return _round_to_bits(minimum, bits, np.floor), _round_to_bits(maximum, bits, np.ceil)
+
+
 def quantize(x, scale, zero_point=0.0, qmin=QMIN, qmax=QMAX):
     """q = clip(round(x / scale) + zero_point, qmin, qmax) as int8."""
     q = np.round(np.asarray(x, np.float64) / scale) + zero_point

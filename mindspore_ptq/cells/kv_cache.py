@@ -94,9 +94,10 @@ class KVCacheQuantWrapper(QuantWrapper):
 
     def quantize(self):
         self.key_observer.check_seen()
-        key_scale, key_zp = qf.asymmetric_scale_zero_point(self.key_observer.minimum, self.key_observer.maximum)
-        value_scale, value_zp = qf.asymmetric_scale_zero_point(self.value_observer.minimum,
-                                                               self.value_observer.maximum)
+        key_scale, key_zp = qf.asymmetric_scale_zero_point(
+            *self.planned_range(self.key_observer.minimum, self.key_observer.maximum))
+        value_scale, value_zp = qf.asymmetric_scale_zero_point(
+            *self.planned_range(self.value_observer.minimum, self.value_observer.maximum))
         cell = self.build_empty()
         cell.set_quant_params(key_scale, key_zp, value_scale, value_zp)
         return cell

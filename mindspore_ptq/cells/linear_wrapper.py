@@ -146,13 +146,13 @@ class LinearQuantWrapper(QuantWrapper):
 
     def static_range(self, divisor):
         """(low, high) of the smoothed input x / s by the plan's range observer, global over ranks. Min-max
-        uses the exact per-channel extremes; the other observers the row sample."""
+        uses the exact per-channel extremes; the other observers the row sample. Rounded as the plan says."""
         if self.plan.range_observer == "minmax":
             low, high = (self.observer.minimum / divisor).min(), (self.observer.maximum / divisor).max()
         else:
             low, high = RANGE_OBSERVERS[self.plan.range_observer](self.sample.rows / divisor,
                                                                   percentile=self.plan.clip_percentile)
-        return tp_min(low), tp_max(high)  # a row linear's input channels are split
+        return self.planned_range(tp_min(low), tp_max(high))  # a row linear's input channels are split
 
     def simulate_error(self, rows, divisor):
         """(||y_q - y||^2, ||y||^2) of this linear's output on `rows` if smoothed by `divisor`, by numpy

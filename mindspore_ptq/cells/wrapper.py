@@ -6,6 +6,8 @@ parameter; `convert()` puts `quantized` in the network in the wrapper's place.
 """
 from mindspore import nn
 
+from .. import quant_functions as qf
+
 
 class QuantWrapper(nn.Cell):
     """Base of the wrappers registered in `cells.registry`; `kind` names what the layer policy plans for."""
@@ -23,3 +25,8 @@ class QuantWrapper(nn.Cell):
 
     def release_samples(self):
         """Drop calibration data kept beyond running statistics, once the layer is quantized."""
+
+    def planned_range(self, minimum, maximum):
+        """A calibrated (minimum, maximum), rounded outward as the plan's range_mantissa_bits says."""
+        bits = self.plan.range_mantissa_bits
+        return (minimum, maximum) if bits is None else qf.round_range_outward(minimum, maximum, bits)

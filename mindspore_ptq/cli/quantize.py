@@ -34,6 +34,10 @@ def add_arguments(parser):
     parser.add_argument("--smooth_power_of_two", action="store_true",
                         help="round SmoothQuant factors to powers of two; with --calibration_inputs float a "
                              "tensor-parallel run then gives the single-process int8 weights exactly")
+    parser.add_argument("--range_mantissa_bits", type=int, default=None,
+                        help="round calibrated activation and KV-cache ranges outward to this many significant bits "
+                             "(8: at most 0.4%% wider); with the two options above, a tensor-parallel run gives the "
+                             "single-process checkpoint exactly")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
@@ -57,6 +61,8 @@ def run(args):
         overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
     if args.smooth_power_of_two:
         overrides["smooth_power_of_two"] = True
+    if args.range_mantissa_bits is not None:
+        overrides["range_mantissa_bits"] = args.range_mantissa_bits
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
                                      args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,

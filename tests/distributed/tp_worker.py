@@ -13,8 +13,8 @@ from network_helpers import MFParallelLlama2Helper
 from network_helpers.llama.parallel import tp_rank_and_size
 
 
-# Float calibration inputs and power-of-two smoothing: the int8 weights do not depend on the TP size.
-REPRODUCIBLE = dict(calibration_inputs=CalibrationInputs.FLOAT, smooth_power_of_two=True)
+# Float calibration inputs, power-of-two smoothing and rounded ranges: the checkpoint does not depend on the TP size.
+REPRODUCIBLE = dict(calibration_inputs=CalibrationInputs.FLOAT, smooth_power_of_two=True, range_mantissa_bits=8)
 
 
 def main(yaml_path, work_dir, approach):
@@ -30,7 +30,7 @@ def main(yaml_path, work_dir, approach):
     ptq.apply(network, helper, list(data["calibration"]))
     ptq.convert(network)
     results["quant_logits"] = network(ms.Tensor(data["probe"])).asnumpy()
-    save_quantized(network, work_dir / f"{approach}.ckpt", config)
+    save_quantized(network, work_dir / f"{approach}.ckpt", config, float_dtype=ms.float32)  # deploys exactly
     ms.set_context(mode=ms.GRAPH_MODE)
     results["generated"] = network.generate([data["probe"][0, :10]], max_new_tokens=6, eos_token_id=-1)[0]
     if rank == 0:

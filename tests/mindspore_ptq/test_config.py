@@ -26,8 +26,9 @@ def test_yaml_round_trip(tmp_path, name):
     (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, smooth_alpha_search=(0.3,)), "needs outliers"),
     (dict(weight_quant_dtype=ms.int8, layer_overrides={"w2": "a8w8_per_token"}), "need act_quant_dtype"),
     (dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, act_clip_percentile=0), "act_clip_percentile"),
+    (dict(kvcache_quant_dtype=ms.int8, range_mantissa_bits=0), "range_mantissa_bits"),
 ], ids=["act-without-weight", "uint8", "fp16-kv", "nothing", "smooth-without-act", "alpha", "granularity",
-        "observer-without-act", "search-without-smooth", "override-without-act", "percentile"])
+        "observer-without-act", "search-without-smooth", "override-without-act", "percentile", "range-bits"])
 def test_invalid_combinations_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PTQConfig(**kwargs)

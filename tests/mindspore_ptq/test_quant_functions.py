@@ -49,6 +49,23 @@ def test_asymmetric_range_always_contains_zero_and_handles_constant_input():
     assert scale == 1.0 and np.isfinite(zero_point)
 
 
+def test_range_rounding_widens_to_the_nearest_values_with_that_many_bits():
+    low, high = qf.round_range_outward(np.array([-3.0, -5.0, 0.0, 0.3]), np.array([5.0, 3.0, 0.0, 0.3]), bits=2)
+    np.testing.assert_array_equal(low, [-3.0, -6.0, 0.0, 0.25])   # 3 = 0b11 has 2 bits; 5 = 0b101 goes to 0b110
+    np.testing.assert_array_equal(high, [6.0, 3.0, 0.0, 0.375])   # 0.3 lies between 0.25 and 0.375 = 0b0.011
+
+
+def test_range_rounding_is_idempotent_bounded_and_absorbs_float_noise():
+    x = np.random.default_rng(2).standard_normal(1000).astype(np.float32) * 10.0 ** np.arange(-3, 2).repeat(200)
+    low, high = qf.round_range_outward(x, x, bits=8)
+    assert (low <= x).all() and (high >= x).all()
+    assert (np.abs(high - low) <= 2.0 ** -7 * np.abs(x)).all()  # within one step of 2^-8 relative on each side
+    for rounded, direction in ((low, 0), (high, 1)):
+        np.testing.assert_array_equal(qf.round_range_outward(rounded, rounded, bits=8)[direction], rounded)
+    noisy_low, noisy_high = qf.round_range_outward(x * np.float32(1 + 3e-7), x * np.float32(1 - 3e-7), bits=8)
+    assert (noisy_low != low).sum() + (noisy_high != high).sum() <= 2  # only values within the noise of a step
+
+
 def test_smooth_scales_follow_the_formula_and_balance_ranges():
     act, weight = np.array([16.0, 1.0, 4.0]), np.array([1.0, 4.0, 4.0])
     s = qf.smooth_scales(act, weight, alpha=0.5)
