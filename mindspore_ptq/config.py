@@ -21,6 +21,7 @@ class BackendTarget(enum.Enum):
 class OutliersSuppressionType(enum.Enum):
     NONE = "none"
     SMOOTH = "smooth"  # SmoothQuant: move activation outliers into the weights
+    ROTATE = "rotate"  # Hadamard rotations of the residual stream and of w2's input (algorithms.rotation)
 
 
 class Granularity(enum.Enum):
@@ -82,7 +83,8 @@ class PTQConfig:
     weight_quant_dtype: int8 -> per-channel symmetric int8 weights (A16W8, or A8W8 with act_quant_dtype).
     act_quant_dtype: int8 -> int8 activations (needs weight quantization), as act_quant_granularity says.
     kvcache_quant_dtype: int8 -> KV cache stored as int8 with static per-channel scales (C8).
-    outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization.
+    outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization; ROTATE
+        rotates the float network first (algorithms.rotation; w2's input rotation needs model_parallel=1).
     opname_blacklist: cells whose full name contains any of these strings stay float.
     act_quant_granularity: PER_TENSOR (static, from calibration) or PER_TOKEN (dynamic, at run time).
     act_observer: how static activation ranges are chosen (act_clip_percentile for PERCENTILE).
@@ -142,8 +144,9 @@ class PTQConfig:
         if self.act_quant_dtype is not None and self.weight_quant_dtype is None:
             raise ValueError("PTQConfig: activation quantization (act_quant_dtype) needs weight quantization "
                              "(weight_quant_dtype=int8)")
-        if self.outliers_suppression is OutliersSuppressionType.SMOOTH and self.act_quant_dtype is None:
-            raise ValueError("PTQConfig: outliers_suppression=SMOOTH only applies with act_quant_dtype=int8")
+        if self.outliers_suppression is not OutliersSuppressionType.NONE and self.act_quant_dtype is None:
+            raise ValueError(f"PTQConfig: outliers_suppression={self.outliers_suppression.value.upper()} only "
+                             f"applies with act_quant_dtype=int8")
         if not 0.0 <= self.smooth_alpha <= 1.0:
             raise ValueError(f"PTQConfig.smooth_alpha must be in [0, 1], got {self.smooth_alpha}")
         supported = ((self.weight_quant_granularity, (Granularity.PER_CHANNEL,), "weight_quant_granularity"),

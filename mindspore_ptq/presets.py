@@ -20,9 +20,10 @@ APPROACHES = {
 # at a time, then all of them with an automatic fallback plan under a held-out KL budget.
 _ALL_DECODER = dict(_A8W8_SEED, opname_blacklist=("lm_head",))
 _ALPHAS = (None, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9)
-_AUTO = dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE, smooth_alpha_search=_ALPHAS,
-             sensitivity_samples=4, fallback_kl_budget=0.02, fallback_max_fraction=0.1)
+_FALLBACK = dict(sensitivity_samples=4, fallback_kl_budget=0.02, fallback_max_fraction=0.1)
+_AUTO = dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE, smooth_alpha_search=_ALPHAS, **_FALLBACK)
 _PER_TOKEN = dict(_ALL_DECODER, act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=_ALPHAS)
+_ROTATED = dict(_ALL_DECODER, outliers_suppression=OutliersSuppressionType.ROTATE)
 RECOVERY_APPROACHES = {
     "a8w8_all": _ALL_DECODER,  # the seed recipe on all decoder linears, as the torch reference measures it
     "a8w8_per_token": _PER_TOKEN,
@@ -32,6 +33,8 @@ RECOVERY_APPROACHES = {
     "a8w8_auto": _AUTO,
     "a8w8c8_auto": dict(_AUTO, kvcache_quant_dtype=ms.int8),
     "a8w8c8_per_token": dict(_PER_TOKEN, kvcache_quant_dtype=ms.int8),
+    "a8w8_rotated": _ROTATED,  # static min-max ranges after the Hadamard rotations
+    "a8w8c8_rotated_auto": dict(_ROTATED, **_FALLBACK, kvcache_quant_dtype=ms.int8),
 }
 ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES}
 

@@ -7,10 +7,11 @@ from network_helpers.layouts import layout_for
 
 from .algorithms import build_pipeline
 from .algorithms.fallback import HeldOutKL, apply_fallbacks, ranked_by_sensitivity, search_fallbacks
+from .algorithms.rotation import install_online_rotations, rotate_network
 from .calibration import build_deploy_structure, calibrate
 from .cells.tree import replace_cell
 from .comp_algo import CompAlgo
-from .config import PTQConfig, PTQMode
+from .config import OutliersSuppressionType, PTQConfig, PTQMode
 from .log import logger
 from .report import format_report, layer_report
 
@@ -57,13 +58,18 @@ class PTQ(CompAlgo):
         if self._wrapped:
             raise RuntimeError("this PTQ instance was already applied; create a new PTQ for another network")
         layout = network_helper.layout if network_helper is not None else layout_for(network)
+        rotate = self.config.outliers_suppression is OutliersSuppressionType.ROTATE
         if self.config.mode is PTQMode.DEPLOY:
+            if rotate:
+                install_online_rotations(network, layout)
             self._wrapped, skipped = build_deploy_structure(network, layout, self.config)
         else:
             if ms.get_context("mode") != ms.PYNATIVE_MODE:
                 raise RuntimeError("PTQ calibration runs in PyNative: call "
                                    "mindspore.set_context(mode=mindspore.PYNATIVE_MODE) before apply()")
             batches = _calibration_batches(datasets) if self.config.needs_calibration_data else []
+            if rotate:
+                rotate_network(network, layout)
             held_out = self._hold_out(network, batches)
             if held_out:
                 batches = batches[:-len(held_out.batches)]

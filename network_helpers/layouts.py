@@ -17,6 +17,14 @@ class LlamaLayout:
         ("ffn_norm", ("feed_forward.w1", "feed_forward.w3")),
         ("feed_forward.w3", ("feed_forward.w2",)),
     )
+    # For a rotation of the residual stream: the norms that read it (with the linears they feed), the linears
+    # that write it, the embedding (its weight parameter) and the final norm before the head cells; and the
+    # cells that can rotate a linear's input online (a cell with set_down_input_rotation, the linear).
+    norm_readers: Tuple[Tuple[str, Tuple[str, ...]], ...] = smooth_groups[:2]
+    residual_writers: Tuple[str, ...] = ("attention.wo", "feed_forward.w2")
+    embedding_weight: str = "model.tok_embeddings.embedding_weight"
+    final_norm: str = "model.norm_out"
+    online_rotations: Tuple[Tuple[str, str], ...] = (("feed_forward", "feed_forward.w2"),)
 
     def decoder_layers(self, network):
         """[(full name, cell)] of the decoder layers in execution order."""

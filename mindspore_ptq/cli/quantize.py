@@ -25,7 +25,8 @@ def add_arguments(parser):
                              "decoder linears): a8w8_all (seed recipe), a8w8_per_token, a8w8_percentile, "
                              "a8w8_histogram, a8w8_alpha_search, a8w8_auto / a8w8c8_auto (histogram ranges, alpha "
                              "search, fallback under a held-out KL budget of 0.02), a8w8c8_per_token (per-token "
-                             "activations with alpha search, and C8)")
+                             "activations with alpha search, and C8), a8w8_rotated (Hadamard rotations, static "
+                             "min-max), a8w8c8_rotated_auto (the same with the KL-budget fallback, and C8)")
     parser.add_argument("--opname_blacklist", nargs="*", default=None,
                         help="cells whose name contains any of these stay float (default: the approach's)")
     parser.add_argument("--calibration_inputs", choices=[c.value for c in CalibrationInputs], default=None,

@@ -25,6 +25,24 @@ class RMSNorm(nn.Cell):
         return (norm * self.weight.astype(ms.float32)).astype(x.dtype)
 
 
+class KroneckerRotation(nn.Cell):
+    """x -> x @ kron(left, right) for orthogonal left (a x a) and right (b x b), without forming the product:
+    the last axis is viewed as (a, b) and rotated as left^T X right, with two 2-D MatMuls, in float32."""
+
+    def __init__(self, left, right):
+        super().__init__()
+        self.left = Tensor(np.asarray(left, np.float32))
+        self.right = Tensor(np.asarray(right, np.float32))
+        self.a, self.b = self.left.shape[0], self.right.shape[0]
+
+    def construct(self, x):
+        shape, dtype = x.shape, x.dtype
+        rows = ops.matmul(x.astype(ms.float32).reshape(-1, self.b), self.right)            # X right, (N*a, b)
+        columns = rows.reshape(-1, self.a, self.b).transpose(0, 2, 1).reshape(-1, self.a)  # (N*b, a)
+        rotated = ops.matmul(columns, self.left)                                           # (left^T X right)^T
+        return rotated.reshape(-1, self.b, self.a).transpose(0, 2, 1).reshape(shape).astype(dtype)
+
+
 def linear(x, weight, compute_dtype):
     """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul without materialising weight^T."""
     if x.dtype != compute_dtype:

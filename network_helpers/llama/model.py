@@ -69,9 +69,17 @@ class ParallelMLP(nn.Cell):
         self.w1 = ColumnParallelLinear(args.hidden_size, args.ffn_hidden_size, **linear)
         self.w3 = ColumnParallelLinear(args.hidden_size, args.ffn_hidden_size, **linear)
         self.w2 = RowParallelLinear(args.ffn_hidden_size, args.hidden_size, **linear)
+        self.down_input_rotation = nn.Identity()  # an orthogonal rotation folded into w2 (set_down_input_rotation)
+
+    def set_down_input_rotation(self, rotation):
+        """Rotate w2's input by `rotation` (a Cell), e.g. a Hadamard that spreads activation outliers before
+        int8; w2's weight must hold the same rotation. The full input is needed, so not under TP."""
+        if self.w2.tp_size > 1:
+            raise ValueError("an online rotation of w2's input needs model_parallel=1 (the input is split)")
+        self.down_input_rotation = rotation
 
     def construct(self, x):
-        return self.w2(ops.silu(self.w1(x)) * self.w3(x))
+        return self.w2(self.down_input_rotation(ops.silu(self.w1(x)) * self.w3(x)))
 
 
 class ParallelTransformerLayer(nn.Cell):

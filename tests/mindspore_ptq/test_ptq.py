@@ -7,7 +7,7 @@ from mindspore import Tensor
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
 from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
-from mindspore_ptq.presets import APPROACHES, approach_config
+from mindspore_ptq.presets import APPROACHES, RECOVERY_APPROACHES, approach_config
 from mindspore_ptq.report import format_report
 from network_helpers.checkpoint_io import is_runtime_state
 from tests.conftest import build_tiny
@@ -23,10 +23,13 @@ EXTRA_CONFIGS = {
                        smooth_alpha_search=(None, 0.3, 0.8),
                        layer_overrides=(("layers.0.feed_forward.w2", "float"), ("layers.1.attention", "w8"),
                                         ("w1", "a8w8_per_token"))),
+    # Rotated, with C8 and one rotated w2 fallen back to W8: DEPLOY must rebuild the online rotations.
+    "a8w8_rotated_c8": dict(RECOVERY_APPROACHES["a8w8_rotated"], kvcache_quant_dtype=ms.int8,
+                           layer_overrides=(("layers.1.feed_forward.w2", "w8"),)),
 }
 # Relative max logit error vs float on the tiny random model (measured 0.03-0.25; these are loose ceilings).
 MAX_RELATIVE_ERROR = {"a16w8": 0.1, "c8": 0.3, "a16w8c8": 0.3, "a8w8": 0.4, "a8w8c8": 0.5, "a8w8_per_token": 0.4,
-                      "a8w8_mixed": 0.4}
+                      "a8w8_mixed": 0.4, "a8w8_rotated_c8": 0.5}
 
 
 def config_for(name, **overrides):
