@@ -122,3 +122,14 @@ def test_model_parallel_must_divide_heads(tmp_path):
         MFParallelLlama2Helper(str(path))
 
 
+
+
+def test_launcher_fails_loudly_with_the_failing_log_tail(tmp_path):
+    script = tmp_path / "fails.py"
+    script.write_text("raise ValueError('the calibration file is missing')\n")
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], "WORKERS": "1",
+           "PYTHON": sys.executable, "LOG_DIR": str(tmp_path / "logs")}
+    done = subprocess.run(["bash", str(REPO_ROOT / "example" / "ptq" / "msrun.sh"), str(script)], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0
+    assert "the calibration file is missing" in done.stderr and "last 40 lines" in done.stderr

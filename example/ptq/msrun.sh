@@ -14,7 +14,8 @@ mkdir -p "$LOG_DIR"
 status=0
 msrun --worker_num="$WORKERS" --local_worker_num="$WORKERS" --master_port="$PORT" --log_dir="$LOG_DIR" \
       --join=True --cluster_time_out=300 "$SCRIPT" "$@" || status=$?
-failed=$(grep -l "Traceback" "$LOG_DIR"/worker_*.log 2>/dev/null || true)
+# msrun can exit 0 when the scheduler gave up on workers (e.g. heartbeat timeouts): check every log
+failed=$(grep -l "Traceback" "$LOG_DIR"/worker_*.log "$LOG_DIR"/scheduler.log 2>/dev/null || true)
 if [ "$status" -ne 0 ] || [ -n "$failed" ]; then
   for log in ${failed:-"$LOG_DIR"/worker_*.log}; do
     echo "==== $log (last 40 lines) ====" >&2
