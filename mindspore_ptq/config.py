@@ -95,7 +95,7 @@ class PTQConfig:
         int8 weights no longer depend on float noise in the activation statistics: with calibration_inputs=FLOAT,
         a tensor-parallel run then gives the single-process int8 weights exactly.
     range_mantissa_bits: widen each calibrated range (static activation and KV-cache min/max) outward to the
-        nearest values with this many significant bits (8 widens it by at most 0.4%), so float noise below that
+        nearest values with this many significant bits (N widens it by at most 2^(1-N)), so float noise below that
         precision, such as the reassociated sums of tensor parallelism, leaves the scales unchanged. None: exact.
     smooth_alpha_search: candidate alphas (None: no smoothing); each smoothing group takes the one with the least
         output error on its calibration inputs (`smooth_alpha` is always a candidate). Empty: `smooth_alpha`.

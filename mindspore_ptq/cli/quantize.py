@@ -37,8 +37,8 @@ def add_arguments(parser):
                              "tensor-parallel run then gives the single-process int8 weights exactly")
     parser.add_argument("--range_mantissa_bits", type=int, default=None,
                         help="round calibrated activation and KV-cache ranges outward to this many significant bits "
-                             "(8: at most 0.4%% wider); with the two options above, a tensor-parallel run gives the "
-                             "single-process checkpoint exactly")
+                             "(N: at most 2^(1-N) wider); with the two options above and 5 bits, a tensor-parallel "
+                             "run gave the single-process checkpoint bit for bit")
     parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
