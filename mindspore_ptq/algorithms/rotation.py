@@ -55,7 +55,9 @@ def _fold_norm_and_rotate(norm, readers, rotation):
 
 def rotate_network(network, layout):
     """Turn the float `network` in place into the equivalent rotated one (the residual stream and the online
-    rotations); returns the residual rotation."""
+    rotations); returns the residual rotation. The online rotations go in first: under TP they refuse before any
+    weight has changed."""
+    online_rotations = install_online_rotations(network, layout)
     embedding = get_cell(network, layout.embedding_weight.rpartition(".")[0])
     weight = getattr(embedding, layout.embedding_weight.rpartition(".")[2])
     rotation = randomized_hadamard(weight.shape[1], RESIDUAL_SEED)
@@ -68,6 +70,6 @@ def rotate_network(network, layout):
             _set(linear.weight, rotation.T @ _value(linear.weight))
     _fold_norm_and_rotate(get_cell(network, layout.final_norm), [get_cell(network, p) for p in layout.head_paths],
                           rotation)
-    for linear, online in install_online_rotations(network, layout):
+    for linear, online in online_rotations:
         _set(linear.weight, _value(linear.weight) @ online)
     return rotation

@@ -1,4 +1,6 @@
 """Hadamard matrices (exact), the online Kronecker rotation cell, and the rotated float network's equivalence."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import mindspore as ms
@@ -8,7 +10,8 @@ from mindspore_ptq.algorithms.rotation import rotate_network
 from mindspore_ptq.hadamard import hadamard, hadamard_factors, randomized_hadamard
 from network_helpers.layouts import layout_for
 from network_helpers.llama.layers import KroneckerRotation
-from tests.conftest import build_tiny
+from network_helpers.llama.model import ParallelMLP
+from tests.conftest import TINY_ARGS, build_tiny
 
 PROBE = Tensor(np.random.default_rng(4).integers(1, 90, (1, 24)).astype(np.int32))
 
@@ -54,3 +57,9 @@ def test_rotated_network_keeps_the_float_logits_and_unit_norms():
     for name, param in network.parameters_and_names():
         if "norm" in name:
             np.testing.assert_array_equal(param.asnumpy(), 1.0, err_msg=name)
+
+
+def test_online_rotation_refuses_a_split_input():
+    mlp = ParallelMLP(replace(TINY_ARGS, model_parallel=2))
+    with pytest.raises(ValueError, match="model_parallel=1"):
+        mlp.set_down_input_rotation(KroneckerRotation(np.eye(12), np.eye(8)))
