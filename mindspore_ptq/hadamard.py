@@ -22,7 +22,7 @@ def _paley12():
 
 
 def hadamard_factors(order):
-    """(left, right): unnormalised Hadamard matrices with kron(left, right) of the given order; right is the
+    """(left, right): orthonormal Hadamard matrices whose Kronecker product has the given order; right is the
     largest power-of-two factor (Sylvester), left a Kronecker power of the order-12 Paley matrix."""
     twos = order & -order if order > 0 else 0
     rest = order // twos if twos else 0
@@ -35,13 +35,13 @@ def hadamard_factors(order):
     left = np.ones((1, 1))
     for _ in range(twelves):
         left = np.kron(left, _paley12())
-    return left, _sylvester(twos)
+    right = _sylvester(twos)
+    return left / np.sqrt(len(left)), right / np.sqrt(len(right))
 
 
 def hadamard(order):
     """The orthonormal Hadamard matrix H (H @ H.T = I, entries +-1/sqrt(order)) of the given order."""
-    left, right = hadamard_factors(order)
-    return np.kron(left, right) / np.sqrt(order)
+    return np.kron(*hadamard_factors(order))
 
 
 def randomized_hadamard(order, seed=0):

@@ -9,7 +9,6 @@ MatMuls) with W H folded into w2. DEPLOY rebuilds only the online rotations: the
 checkpoint.
 """
 import numpy as np
-import mindspore as ms
 from mindspore import Tensor
 
 from network_helpers.llama.layers import KroneckerRotation
@@ -25,12 +24,12 @@ def _value(param):
 
 
 def _set(param, value):
-    param.set_data(Tensor(value, ms.float32).astype(param.dtype))
+    param.set_data(Tensor(value, param.dtype))
 
 
-def _online_rotation(order):
-    left, right = hadamard_factors(order)
-    return left / np.sqrt(left.shape[0]), right / np.sqrt(right.shape[0])
+def _parameter(root, path):
+    cell_path, _, name = path.rpartition(".")
+    return getattr(get_cell(root, cell_path), name)
 
 
 def install_online_rotations(network, layout):
@@ -39,7 +38,7 @@ def install_online_rotations(network, layout):
     for _, layer in layout.decoder_layers(network):
         for site_path, linear_path in layout.online_rotations:
             linear = get_cell(layer, linear_path)
-            left, right = _online_rotation(linear.weight.shape[1])
+            left, right = hadamard_factors(linear.weight.shape[1])
             get_cell(layer, site_path).set_down_input_rotation(KroneckerRotation(left, right))
             installed.append((linear, np.kron(left, right)))
     return installed
@@ -55,11 +54,9 @@ def _fold_norm_and_rotate(norm, readers, rotation):
 
 def rotate_network(network, layout):
     """Turn the float `network` in place into the equivalent rotated one (the residual stream and the online
-    rotations); returns the residual rotation. The online rotations go in first: under TP they refuse before any
-    weight has changed."""
+    rotations). The online rotations go in first: under TP they refuse before any weight has changed."""
     online_rotations = install_online_rotations(network, layout)
-    embedding = get_cell(network, layout.embedding_weight.rpartition(".")[0])
-    weight = getattr(embedding, layout.embedding_weight.rpartition(".")[2])
+    weight = _parameter(network, layout.embedding_weight)
     rotation = randomized_hadamard(weight.shape[1], RESIDUAL_SEED)
     _set(weight, _value(weight) @ rotation)
     for _, layer in layout.decoder_layers(network):
@@ -72,4 +69,3 @@ def rotate_network(network, layout):
                           rotation)
     for linear, online in online_rotations:
         _set(linear.weight, _value(linear.weight) @ online)
-    return rotation
