@@ -6,7 +6,7 @@ setup(
     version="0.1.0",
     description="Post-training quantization (A16W8, SmoothQuant A8W8, KV-cache int8) for Llama-family "
                 "networks on MindSpore, in the style of a Golden Stick algorithm plugin.",
-    packages=find_packages(include=["mindspore_ptq*", "network_helpers*"]),
+    packages=find_packages(include=["mindspore_ptq*", "network_helpers*", "ms_infra*"]),
     python_requires=">=3.9,<3.12",
     install_requires=[
         "mindspore>=2.7,<2.8",
@@ -17,7 +17,7 @@ setup(
         "tqdm",
         "matplotlib",
     ],
-    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.cli:console_main"]},
+    entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.app.cli:console_main"]},
     extras_require={
         # torch/transformers are test oracles only, never runtime dependencies.
         "test": ["pytest", "torch==2.13.0", "accelerate"],

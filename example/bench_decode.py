@@ -10,9 +10,9 @@ import mindspore as ms
 
 from mindspore_ptq.datasets import load_squad
 from mindspore_ptq.evaluation.speed import generation_speed, timed
-from mindspore_ptq.workflow import load_network
+from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import write_json_atomic
+from ms_infra.files import write_json_atomic
 from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq.evaluation.resources import parameter_memory_mb, rss_mb
-from mindspore_ptq.workflow import load_network
+from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import write_json_atomic
+from ms_infra.files import write_json_atomic
 
 
 def main(argv=None):

@@ -15,7 +15,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
-from network_helpers.checkpoint_io import write_json_atomic
+from ms_infra.files import write_json_atomic
 
 
 class WeightChain(nn.Cell):

@@ -1,5 +1,5 @@
 """mindspore-ptq: post-training quantization for LLMs on MindSpore (a Golden Stick-style algorithm plugin)."""
-from . import cells  # noqa: F401  (registers the quantized cells)
+from . import kinds  # noqa: F401  (registers the quantizable float cells)
 from .comp_algo import CompAlgo
 from .config import (BackendTarget, CalibrationInputs, Granularity, LayerPrecision, OutliersSuppressionType,
                      PTQConfig, PTQMode, RangeObserver)

@@ -7,7 +7,7 @@ import mindspore as ms
 from mindspore import ops
 from mindspore.communication import GlobalComm
 
-from network_helpers.llama.parallel import tp_rank_and_size
+from ms_infra.parallel import tp_rank_and_size
 
 
 def tp_max(array):

@@ -1,30 +1,41 @@
 """The per-layer report of a PTQ run: what was quantized how, what stayed float and why, and the calibration
 facts behind it (activation ranges, smoothing factors, each linear's output error on the calibration data)."""
 import math
-from pathlib import Path
+import re
 
-from network_helpers.checkpoint_io import write_json_atomic
+from .kinds import KINDS
 
 _COLUMNS = (("name", "{}"), ("scheme", "{}"), ("note", "{}"), ("act_min", "{:.3g}"), ("act_max", "{:.3g}"),
             ("smooth_min", "{:.3g}"), ("smooth_max", "{:.3g}"), ("relative_output_mse", "{:.2e}"))
 
 
-def layer_report(wrapped, skipped):
+def layer_report(cells, skipped, layers_path):
     """One record per registered cell, in network order: {'name', 'kind', 'quantized', ...}.
 
-    wrapped: [(container, path, wrapper)] from calibration or deploy; skipped: plans of cells left float.
+    cells: CalibratedCells from calibration or deploy; skipped: plans of cells left float; layers_path: where the
+    decoder layers are (the layout's), whose cells come first, in layer order.
     """
-    records = [{"name": wrapper.name, "kind": wrapper.kind, "quantized": True, **wrapper.stats()}
-               for _, _, wrapper in wrapped]
+    records = [{"name": cell.wrapper.name, "kind": cell.kind, "quantized": True, **KINDS[cell.kind].facts(cell)}
+               for cell in cells]
     records += [{"name": plan.path, "kind": plan.kind, "quantized": False, "scheme": "float",
                  "reason": plan.skip_reason} for plan in skipped]
-    return sorted(records, key=lambda r: _network_order(r["name"]))
+    for record in records:
+        record.update(_position(record["name"], layers_path))
+    return sorted(records, key=lambda r: network_order(r["name"], layers_path))
 
 
-def _network_order(name):
-    """model.layers.10.x sorts after model.layers.9.x; cells outside the decoder layers come last."""
-    parts = name.split(".")
-    return (0, int(parts[2]), name) if name.startswith("model.layers.") and parts[2].isdigit() else (1, 0, name)
+def _position(name, layers_path):
+    """{'layer': decoder layer index, 'cell': path inside the layer} for a cell under `layers_path`, else {}."""
+    if not name.startswith(f"{layers_path}."):
+        return {}
+    index, _, cell = name[len(layers_path) + 1:].partition(".")
+    return {"layer": int(index), "cell": cell} if index.isdigit() else {}
+
+
+def network_order(name, layers_path):
+    """Sort key: cells under `layers_path` first, with numbers compared as numbers (layer 10 after layer 9)."""
+    natural = [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+    return (not name.startswith(f"{layers_path}."), natural)
 
 
 def _cell(record, key, fmt):
@@ -43,13 +54,3 @@ def format_report(records):
     quantized = sum(r["quantized"] for r in records)
     lines.append(f"{quantized} of {len(records)} quantizable cells quantized")
     return "\n".join(lines)
-
-
-def save_report(records, path):
-    """Write the records as JSON atomically; returns the path."""
-    return write_json_atomic(path, records, indent=1)
-
-
-def report_path_for(checkpoint):
-    """a8w8c8.ckpt -> a8w8c8.report.json"""
-    return Path(checkpoint).with_suffix(".report.json")

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Tuple
 
-from .llama import ParallelLlamaForCausalLM
+from .llama import ColumnParallelLinear, ParallelLlamaForCausalLM, RowParallelLinear, StaticKVCache
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,11 @@ class LlamaLayout:
 
 
 LAYOUTS = {ParallelLlamaForCausalLM: LlamaLayout()}
+
+# The portable network's cells that the quantization plugin can replace, by kind. Linears hold `weight`
+# (out, in), say `parallel_mode`/`tp_size`; KV caches hold key_cache/value_cache and the storage hooks
+# (storage_dtype, encode_*, decode_*) of StaticKVCache.
+QUANTIZABLE_CELLS = {"linear": (ColumnParallelLinear, RowParallelLinear), "kv_cache": (StaticKVCache,)}
 
 
 def layout_for(network):

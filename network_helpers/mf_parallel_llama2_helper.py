@@ -6,10 +6,10 @@ from pathlib import Path
 
 import mindspore as ms
 
-from .checkpoint_io import load_checkpoint_into
+from ms_infra.checkpoint import load_checkpoint_into
 from .layouts import LlamaLayout
 from .llama import LlamaArgs, ParallelLlamaForCausalLM
-from .llama.parallel import init_tensor_parallel
+from ms_infra.parallel import init_tensor_parallel
 from .network_helper import NetworkHelper
 
 logger = logging.getLogger(__name__)

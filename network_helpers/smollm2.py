@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .checkpoint_io import save_checkpoint_atomic
+from ms_infra.checkpoint import save_checkpoint_atomic
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import yaml
 
-from network_helpers.checkpoint_io import save_checkpoint_atomic
+from ms_infra.checkpoint import save_checkpoint_atomic
 from network_helpers.llama import LlamaArgs, ParallelLlamaForCausalLM
 from tests.conftest import REPO_ROOT, SQUAD_DIR
 
@@ -69,7 +69,7 @@ def test_quantize_then_deploy_and_evaluate(tiny_yaml, tmp_path):
 
 def test_cli_help_explains_each_command():
     for command in ("quantize", "eval", "bench"):
-        text = subprocess.run([sys.executable, "-m", "mindspore_ptq.cli", command, "--help"], check=True,
+        text = subprocess.run([sys.executable, "-m", "mindspore_ptq.app.cli", command, "--help"], check=True,
                               capture_output=True, text=True).stdout
         assert f"usage: mindspore-ptq {command}" in text and "--config" in text and "--log_level" in text
 
@@ -81,7 +81,7 @@ def test_console_script_exits_zero_on_success(monkeypatch):
 
 
 def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
-    from mindspore_ptq.cli import main
+    from mindspore_ptq.app.cli import main
     rows = main(["bench", "--config", str(tiny_yaml), "--fp16_checkpoint", str(tiny_yaml.parent / "tiny_fp16.ckpt"),
                  "--squad_dir", str(SQUAD_DIR), "--approaches", "a8w8c8", "--n_samples", "1", "--ppl_windows", "1",
                  "--calib_samples", "2", "--calib_text_windows", "1", "--speed_prompt_tokens", "16",

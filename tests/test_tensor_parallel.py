@@ -12,12 +12,12 @@ import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import PTQ
-from mindspore_ptq.checkpoint import save_quantized
-from mindspore_ptq.presets import approach_config
-from mindspore_ptq.sharding import manifest_path, merge
-from mindspore_ptq.workflow import load_network
+from mindspore_ptq.io import save_quantized
+from mindspore_ptq.app.presets import approach_config
+from mindspore_ptq.io.sharding import manifest_path, merge
+from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import read_checkpoint, save_checkpoint_atomic
+from ms_infra.checkpoint import read_checkpoint, save_checkpoint_atomic
 from tests.conftest import REPO_ROOT, build_tiny, tiny_weights
 from tests.distributed.tp_worker import REPRODUCIBLE
 from tests.network_helpers.test_helper_errors import TINY_YAML

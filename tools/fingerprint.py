@@ -23,8 +23,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))  # a script in the checkout: run it against this checkout's code
 
 from mindspore_ptq import PTQ  # noqa: E402
-from mindspore_ptq.checkpoint import save_quantized  # noqa: E402
-from mindspore_ptq.presets import approach_config  # noqa: E402
+from mindspore_ptq.io import save_quantized  # noqa: E402
+from mindspore_ptq.app.presets import approach_config  # noqa: E402
 from network_helpers.llama import LlamaArgs, ParallelLlamaForCausalLM  # noqa: E402
 
 CASES = ("a16w8", "a8w8c8", "a8w8c8_per_token", "a8w8c8_rotated_auto")
@@ -63,7 +63,7 @@ def smollm2(artifacts):
 
 
 def smollm2_samples(helper, squad_dir):
-    from mindspore_ptq.workflow import calibration_samples
+    from mindspore_ptq.app.workflow import calibration_samples
     return calibration_samples(helper, str(Path(squad_dir) / "train-v1.1.json"), SMOLLM2_SAMPLES)
 
 
@@ -78,7 +78,7 @@ def fingerprint_case(model, approach, output, build, samples):
     ptq = PTQ(config)
     ptq.apply(network, helper, [ms.Tensor(s, ms.int32) for s in samples(helper)])
     ptq.convert(network)
-    path = save_quantized(network, output / model / f"{approach}.ckpt", ptq.config)
+    path = save_quantized(network, output / model / f"{approach}.ckpt", ptq.quantized_config)
     params = ms.load_checkpoint(str(path))
     return {"checkpoint": str(path), "sha256": sha256(path),
             "params": {name: hashlib.sha256(p.asnumpy().tobytes()).hexdigest() for name, p in params.items()}}

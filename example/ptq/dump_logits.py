@@ -9,11 +9,11 @@ import argparse
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.cli.common import add_config_argument, add_dev_window_arguments
+from mindspore_ptq.app.cli.common import add_config_argument, add_dev_window_arguments
 from mindspore_ptq.evaluation import context_windows
-from mindspore_ptq.workflow import load_network
+from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.llama.parallel import tp_rank_and_size
+from ms_infra.parallel import tp_rank_and_size
 
 
 def main(argv=None):

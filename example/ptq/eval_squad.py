@@ -4,7 +4,7 @@
 """
 import sys
 
-from mindspore_ptq.cli import main as cli_main
+from mindspore_ptq.app.cli import main as cli_main
 
 
 def main(argv=None):

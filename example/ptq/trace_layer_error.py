@@ -15,11 +15,11 @@ import argparse
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.cli.common import add_config_argument, add_dev_window_arguments
+from mindspore_ptq.app.cli.common import add_config_argument, add_dev_window_arguments
 from mindspore_ptq.evaluation import context_windows, evaluate_perplexity
-from mindspore_ptq.workflow import load_network
+from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import write_json_atomic
+from ms_infra.files import write_json_atomic
 
 
 def _relative(error, reference):

@@ -1,4 +1,23 @@
-"""Algorithm modules: each processes one calibrated decoder layer through `process(container, wrappers)`."""
-from .pipeline import build_pipeline
+"""Algorithm steps, one module each, all following the hooks of `mindspore_ptq.lifecycle.Step`."""
+from .fallback import Fallback
+from .quantizers import RoundToNearest
+from .rotation import Rotation
+from .sensitivity import Sensitivity
+from .smooth_quant import SmoothQuant
 
-__all__ = ["build_pipeline"]
+# (is the step needed for this config, how to build it from (config, layout)), in calling order.
+STEPS = (
+    (lambda c: c.outliers.rotates, lambda c, layout: Rotation()),
+    (lambda c: c.outliers.smooths, lambda c, layout: SmoothQuant(c.outliers, layout.smooth_groups)),
+    (lambda c: True, lambda c, layout: RoundToNearest()),
+    (lambda c: c.calibration.sensitivity_samples > 0, lambda c, layout: Sensitivity(c.calibration.sensitivity_samples)),
+    (lambda c: c.fallback.enabled, lambda c, layout: Fallback(c.fallback)),
+)
+
+
+def build_steps(config, layout):
+    """The steps `config` calls for, in calling order: chosen by data, not by branches."""
+    return [build(config, layout) for needed, build in STEPS if needed(config)]
+
+
+__all__ = ["STEPS", "build_steps", "Fallback", "RoundToNearest", "Rotation", "Sensitivity", "SmoothQuant"]

@@ -11,10 +11,10 @@ checkpoint.
 import numpy as np
 from mindspore import Tensor
 
-from network_helpers.llama.layers import KroneckerRotation
-
+from ..cells.kronecker_rotation import KroneckerRotation
 from ..cells.tree import get_cell
 from ..hadamard import hadamard_factors, randomized_hadamard
+from ..lifecycle import Step
 
 RESIDUAL_SEED = 0  # signs of the randomized Hadamard on the residual stream
 
@@ -69,3 +69,14 @@ def rotate_network(network, layout):
                           rotation)
     for linear, online in online_rotations:
         _set(linear.weight, _value(linear.weight) @ online)
+
+
+class Rotation(Step):
+    """Rotates the float network before calibration; DEPLOY rebuilds the online rotations only."""
+
+    def on_deploy(self, network, layout):
+        install_online_rotations(network, layout)
+
+    def before_calibration(self, network, layout, batches):
+        rotate_network(network, layout)
+        return batches

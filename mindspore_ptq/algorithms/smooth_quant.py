@@ -9,10 +9,12 @@ noise in the statistics (e.g. a tensor-parallel run's reassociated sums).
 import numpy as np
 from mindspore import Tensor
 
+from .. import quant_functions as qf
 from ..cells.linear import parallel_layout
 from ..cells.tree import get_cell
-from ..distributed import tp_max
-from ..quant_functions import smooth_scales
+from ..distributed import tp_max, tp_sum
+from ..lifecycle import Step
+from ..kinds.linear import static_input_range, weight_abs_max
 
 
 def _float_cell(cell):
@@ -39,15 +41,45 @@ def _fold_into_output(cell, divisor):
 SEARCH_ROWS = 2048  # calibration tokens (evenly spaced) on which candidate alphas are compared
 
 
-class SmoothQuant:
-    """Computes and applies smoothing factors for the activation-quantized linears of one container.
+def simulated_error(wrapper, rows, divisor, reference):
+    """(||y_q - y||^2, ||y||^2) of a linear's output on `rows` if smoothed by `divisor`, by numpy fake-quant with
+    the activation range its deployed cell would get; `reference` is the float output rows @ W^T (summed over
+    ranks for a row linear), over the full output under TP."""
+    weight = wrapper.float_cell.weight.asnumpy().astype(np.float32)
+    row_parallel = wrapper.parallel_mode == "row"
+    smoothed_weight = weight * divisor[None, :]
+    weight_q, weight_scale = qf.quantize_weight_per_channel(smoothed_weight, weight_abs_max(wrapper, smoothed_weight))
+    x = rows / divisor
+    if wrapper.plan.static_activation:
+        scale, zero_point = qf.asymmetric_scale_zero_point(*static_input_range(wrapper, divisor))
+        x = qf.fake_quantize(x, scale, zero_point)
+    else:
+        abs_max = np.abs(x).max(-1, keepdims=True)
+        scale = qf.symmetric_scale(tp_max(abs_max) if row_parallel else abs_max)
+        x = qf.fake_quantize(x, scale, 0.0, -qf.SYM_MAX, qf.SYM_MAX)
+    out = x @ qf.dequantize(weight_q, weight_scale[:, None]).T
+    if row_parallel:  # partial sums: the output is their sum over ranks
+        out = tp_sum(out)
+    sums = np.array([((out - reference) ** 2).sum(), (reference ** 2).sum()])
+    return sums if row_parallel else tp_sum(sums)  # column shards hold disjoint outputs
 
-    alpha_candidates: if given, each group's alpha is searched among them (None: no smoothing) and `alpha`.
+
+def float_output(wrapper, rows):
+    """rows @ W^T of a linear's float weight, summed over ranks for a row-parallel linear."""
+    reference = rows @ wrapper.float_cell.weight.asnumpy().astype(np.float32).T
+    return tp_sum(reference) if wrapper.parallel_mode == "row" else reference
+
+
+class SmoothQuant(Step):
+    """Computes and applies smoothing factors for the activation-quantized linears of each layer.
+
+    options: the config's OutlierSuppression part (alpha, alpha_search, power_of_two); each group's alpha is
+    searched among alpha_search (None: no smoothing) and alpha, if any candidates are given.
     """
 
-    def __init__(self, alpha, smooth_groups, alpha_candidates=(), power_of_two=False):
-        self.alpha, self.smooth_groups, self.power_of_two = alpha, smooth_groups, power_of_two
-        self.candidates = list(dict.fromkeys([alpha, *alpha_candidates]))  # the default first: it wins ties
+    def __init__(self, options, smooth_groups):
+        self.alpha, self.smooth_groups, self.power_of_two = options.alpha, smooth_groups, options.power_of_two
+        self.candidates = list(dict.fromkeys([options.alpha, *options.alpha_search]))  # the default first: wins ties
 
     def _factors(self, observed, linears, alpha):
         if alpha is None:
@@ -55,44 +87,52 @@ class SmoothQuant:
         weight_max = np.max([np.abs(_float_cell(c).weight.asnumpy()).max(0) for c in linears], axis=0)
         if parallel_layout(_float_cell(linears[0]))["parallel_mode"] == "column":
             weight_max = tp_max(weight_max)  # each rank holds some of the output rows
-        factors = smooth_scales(observed.observer.abs_max, weight_max, alpha)
+        factors = qf.smooth_scales(observed.observer.abs_max, weight_max, alpha)
         return np.exp2(np.round(np.log2(factors))).astype(factors.dtype) if self.power_of_two else factors
 
     def _choose(self, quantized, linears):
-        """(alpha, factors): the fixed alpha, or the candidate with the least summed relative output error of the
-        group's activation-quantized linears; each wrapper records every candidate's error."""
+        """(alpha, factors, {candidate: error} or None): the fixed alpha, or the candidate with the least summed
+        relative output error of the group's activation-quantized linears."""
         if len(self.candidates) == 1:
-            return self.alpha, self._factors(quantized[0], linears, self.alpha)
-        rows = quantized[0].sample.rows
+            return self.alpha, self._factors(quantized[0].wrapper, linears, self.alpha), None
+        rows = quantized[0].wrapper.sample.rows
         rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SEARCH_ROWS)).astype(int))]
+        references = [float_output(cell.wrapper, rows) for cell in quantized]
         errors = {}
         for alpha in self.candidates:
-            factors = self._factors(quantized[0], linears, alpha)
+            factors = self._factors(quantized[0].wrapper, linears, alpha)
             errors[alpha] = sum(error / max(norm, 1e-30) for error, norm in
-                                (w.simulate_error(rows, factors) for w in quantized))
+                                (simulated_error(cell.wrapper, rows, factors, reference)
+                                 for cell, reference in zip(quantized, references)))
         best = min(self.candidates, key=lambda a: errors[a])
-        for wrapper in quantized:
-            wrapper.alpha_errors = {str(a): float(e) for a, e in errors.items()}
-        return best, self._factors(quantized[0], linears, best)
+        return best, self._factors(quantized[0].wrapper, linears, best), {str(a): float(e) for a, e in errors.items()}
 
-    def process(self, container, wrappers):
+    @staticmethod
+    def _record(cells, factors, alpha, errors, where):
+        for cell in cells:
+            cell.wrapper.smooth_factor = factors
+            cell.notes.update(smoothing=where if alpha is not None else "none (searched)", smooth_alpha=alpha)
+            if errors is not None:
+                cell.notes["alpha_errors"] = errors
+
+    def on_layer(self, cells, layer, inputs):
+        by_path = {cell.path: cell for cell in cells if cell.kind == "linear"}
         grouped = set()
         for feeder, linear_paths in self.smooth_groups:
-            quantized = [wrappers[p] for p in linear_paths if p in wrappers and wrappers[p].plan.activation]
+            quantized = [by_path[p] for p in linear_paths if p in by_path and by_path[p].wrapper.plan.activation]
             if not quantized:
                 continue
-            linears = [get_cell(container, p) for p in linear_paths]
-            alpha, factors = self._choose(quantized, linears)
-            _fold_into_output(get_cell(container, feeder), factors)
+            linears = [get_cell(layer, p) for p in linear_paths]
+            alpha, factors, errors = self._choose(quantized, linears)
+            _fold_into_output(get_cell(layer, feeder), factors)
             for linear in linears:
                 _scale_weight(linear, factors)
-            for wrapper in quantized:
-                wrapper.input_divisor, wrapper.smooth_alpha = factors, alpha
-                wrapper.smoothing = f"folded into {feeder}" if alpha is not None else "none (searched)"
+            self._record(quantized, factors, alpha, errors, f"folded into {feeder}")
             grouped.update(linear_paths)
-        for path, wrapper in wrappers.items():
-            if path not in grouped and getattr(wrapper.plan, "smooth_multiply", False):
-                alpha, factors = self._choose([wrapper], [wrapper])
-                _scale_weight(wrapper, factors)
-                wrapper.input_divisor, wrapper.smooth_alpha = factors, alpha
-                wrapper.smoothing = "input multiply" if alpha is not None else "none (searched)"
+        for path, cell in by_path.items():
+            if path not in grouped and cell.wrapper.plan.smooth_multiply:
+                alpha, factors, errors = self._choose([cell], [cell.wrapper])
+                _scale_weight(cell.wrapper, factors)
+                self._record([cell], factors, alpha, errors, "input multiply")
+
+    on_head = on_layer

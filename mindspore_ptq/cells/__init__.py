@@ -1,8 +1,5 @@
-"""Quantized cells, found through one registry keyed by the float cell type."""
-from . import kv_cache, linear_wrapper  # noqa: F401  (each module registers its wrappers)
-from .mindformers_layers import register_mindformers_layers
+"""Calibrating wrappers and deployed quantized cells, found through one registry keyed by the float cell type
+(the kinds package registers the float cells)."""
 from .registry import register, registered_types, wrapper_for
-
-register_mindformers_layers()
 
 __all__ = ["register", "registered_types", "wrapper_for"]

@@ -4,19 +4,27 @@ activations (A8W8 per token).
 Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
 backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
 below 2^24), the fastest kernel MindSpore's CPU offers; Ascend int8 kernels are not wired in yet.
+`DEPLOYED_LINEARS` picks the cell for a plan's activation granularity; each has a `from_float` constructor.
 """
 import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from network_helpers.llama.layers import linear
-from network_helpers.llama.parallel import all_gather_last_dim, all_reduce_sum
+from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
+from ..config import Granularity
 
 
 def _zeros(shape, dtype):
     return Tensor(np.zeros(shape), dtype)
+
+
+def linear(x, weight, compute_dtype):
+    """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul in `compute_dtype`."""
+    x, weight = x.astype(compute_dtype), weight.astype(compute_dtype)
+    out = ops.MatMul(transpose_b=True)(x.reshape(-1, x.shape[-1]), weight)
+    return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 class WeightQuantLinear(nn.Cell):
@@ -24,6 +32,7 @@ class WeightQuantLinear(nn.Cell):
 
     Sizes are this rank's shard; `parallel_mode` ('column' or 'row') says how the float linear was split.
     """
+    scheme = "W8 per-channel symmetric (weight-only)"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
                  gather_output=False):
@@ -33,6 +42,13 @@ class WeightQuantLinear(nn.Cell):
         self.weight = Parameter(_zeros((output_size, input_size), ms.int8), name="weight", requires_grad=False)
         self.weight_scale = Parameter(_zeros((output_size,), ms.float32), name="weight_scale",
                                       requires_grad=False)
+
+    @classmethod
+    def from_float(cls, float_cell, **options):
+        """The deployed cell for `float_cell` (same shard sizes and split), parameters zero until loaded."""
+        out_features, in_features = float_cell.weight.shape
+        return cls(in_features, out_features, compute_dtype=float_cell.compute_dtype, **parallel_layout(float_cell),
+                   **options)
 
     def shard_axes(self):
         """{local parameter name: axis split across tensor-parallel ranks}."""
@@ -85,6 +101,7 @@ class SmoothedInputLinear(WeightQuantLinear):
 class ActWeightQuantLinear(SmoothedInputLinear):
     """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
     y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
+    scheme = "A8 static per-tensor asymmetric, W8 per-channel symmetric"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
                  gather_output=False, smooth=False):
@@ -113,6 +130,7 @@ class ActWeightQuantLinear(SmoothedInputLinear):
 class DynamicActWeightQuantLinear(SmoothedInputLinear):
     """A8W8 per token: each token's row of x (after an optional smoothing multiply) gets a symmetric int8 scale at
     run time, s_t = max|x_t| / 127; y = ((x / s_t) rounded @ Wq^T) * s_t * weight_scale."""
+    scheme = "A8 dynamic per-token symmetric, W8 per-channel symmetric"
 
     def token_scale(self, x):
         abs_max = ops.amax(ops.abs(x), -1, keepdims=True)
@@ -126,6 +144,18 @@ class DynamicActWeightQuantLinear(SmoothedInputLinear):
         q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
         out = (linear(q, self.weight, ms.float32) * scale * self.weight_scale).astype(self.compute_dtype)
         return self._collect(out)
+
+
+# The deployed linear of each activation granularity (None: weight-only); options: what from_float takes.
+DEPLOYED_LINEARS = {None: WeightQuantLinear, Granularity.PER_TENSOR: ActWeightQuantLinear,
+                    Granularity.PER_TOKEN: DynamicActWeightQuantLinear}
+
+
+def deployed_linear(float_cell, plan):
+    """The empty deployed cell that `plan` calls for in place of `float_cell`."""
+    cls = DEPLOYED_LINEARS[plan.activation]
+    options = {} if plan.activation is None else {"smooth": plan.smooth_multiply}
+    return cls.from_float(float_cell, **options)
 
 
 def parallel_layout(float_cell):

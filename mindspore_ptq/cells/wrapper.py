@@ -1,8 +1,9 @@
-"""What every calibrating wrapper shares: it stands in for a float cell during `apply()`, observes, then runs
-its quantized form.
+"""What every calibrating wrapper shares: it stands in for a float cell during `apply()`, observes its inputs,
+then runs its quantized form (or, while inactive, its float form).
 
 The float cell and the quantized cell are held as plain attributes (not sub-cells), so wrapping renames no
-parameter; `convert()` puts `quantized` in the network in the wrapper's place.
+parameter; `convert()` puts `quantized` in the network in the wrapper's place. What the algorithm steps learn
+about a cell lives with the steps (lifecycle.CalibratedCell), not here.
 """
 from mindspore import nn
 
@@ -10,7 +11,10 @@ from .. import quant_functions as qf
 
 
 class QuantWrapper(nn.Cell):
-    """Base of the wrappers registered in `cells.registry`; `kind` names what the layer policy plans for."""
+    """Base of the wrappers registered in `cells.registry`; `kind` names what the layer policy plans for.
+
+    probes: callables (wrapper, inputs, output) that see every quantized call, e.g. an output-error meter.
+    """
     kind = None
 
     def __init__(self, name, float_cell, plan):
@@ -19,9 +23,18 @@ class QuantWrapper(nn.Cell):
         object.__setattr__(self, "quantized", None)
         self.name, self.plan = name, plan
         self.active = True  # False: run the float form (for sensitivity measurements)
+        self.probes = []
 
-    def track_error(self, on):
-        """Start (True) or stop (False) measuring the output error; wrappers that do not measure ignore it."""
+    def set_quantized(self, cell):
+        """Run `cell` from now on (a deployed cell, or the float cell itself for a float fallback)."""
+        object.__setattr__(self, "quantized", cell)
+        return cell
+
+    def run_quantized(self, *inputs):
+        out = self.quantized(*inputs)
+        for probe in self.probes:
+            probe(self, inputs, out)
+        return out
 
     def release_samples(self):
         """Drop calibration data kept beyond running statistics, once the layer is quantized."""

@@ -4,14 +4,8 @@ import time
 import numpy as np
 import mindspore as ms
 
+from ..divergence import kl_divergence_sum, log_softmax
 from ..log import progress
-
-
-def log_softmax(logits):
-    """Log-probabilities over the last axis, in float64."""
-    logits = np.asarray(logits, np.float64)
-    shifted = logits - logits.max(-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
 def _next_token_logp(network, window):
@@ -30,7 +24,7 @@ def evaluate_perplexity(network, windows, reference=None):
         count += len(targets)
         if reference is not None:
             ref_logp = _next_token_logp(reference, window)
-            kl += (np.exp(ref_logp) * (ref_logp - logp)).sum()
+            kl += kl_divergence_sum(ref_logp, logp)
             agree += int((ref_logp.argmax(-1) == logp.argmax(-1)).sum())
     result = {"ppl": float(np.exp(nll / count)), "tokens": count, "seconds": time.perf_counter() - start}
     if reference is not None:

@@ -2,7 +2,7 @@
 import resource
 from pathlib import Path
 
-from network_helpers.checkpoint_io import is_runtime_state
+from ms_infra.checkpoint import is_runtime_state
 
 _MB = 2 ** 20
 

@@ -8,7 +8,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import initializer
 
-from .parallel import all_gather_last_dim, all_reduce_sum
+from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 
 class RMSNorm(nn.Cell):
@@ -25,24 +25,6 @@ class RMSNorm(nn.Cell):
         return (norm * self.weight.astype(ms.float32)).astype(x.dtype)
 
 
-class KroneckerRotation(nn.Cell):
-    """x -> x @ kron(left, right) for orthogonal left (a x a) and right (b x b), without forming the product:
-    the last axis is viewed as (a, b) and rotated as left^T X right, with two 2-D MatMuls, in float32."""
-
-    def __init__(self, left, right):
-        super().__init__()
-        self.left = Tensor(np.asarray(left, np.float32))
-        self.right = Tensor(np.asarray(right, np.float32))
-        self.a, self.b = self.left.shape[0], self.right.shape[0]
-
-    def construct(self, x):
-        shape, dtype = x.shape, x.dtype
-        rows = ops.matmul(x.astype(ms.float32).reshape(-1, self.b), self.right)            # X right, (N*a, b)
-        columns = rows.reshape(-1, self.a, self.b).transpose(0, 2, 1).reshape(-1, self.a)  # (N*b, a)
-        rotated = ops.matmul(columns, self.left)                                           # (left^T X right)^T
-        return rotated.reshape(-1, self.b, self.a).transpose(0, 2, 1).reshape(shape).astype(dtype)
-
-
 def linear(x, weight, compute_dtype):
     """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul without materialising weight^T."""
     if x.dtype != compute_dtype:
@@ -53,25 +35,35 @@ def linear(x, weight, compute_dtype):
     return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
-class ColumnParallelLinear(nn.Cell):
+class _ParallelLinear(nn.Cell):
+    """y = x @ W^T, W (out, in), with W split along `split_axis` (0: out, 1: in) across `tp_size` ranks."""
+    split_axis = 0
+
+    def __init__(self, input_size, output_size, tp_size, param_init_type, compute_dtype):
+        super().__init__()
+        shape = [output_size, input_size]
+        if shape[self.split_axis] % tp_size:
+            raise ValueError(f"{('output_size', 'input_size')[self.split_axis]} {shape[self.split_axis]} is not "
+                             f"divisible by model_parallel {tp_size}")
+        shape[self.split_axis] //= tp_size
+        self.input_size, self.output_size, self.tp_size = input_size, output_size, tp_size
+        self.compute_dtype = compute_dtype
+        self.weight = Parameter(initializer("normal", tuple(shape), param_init_type), name="weight")
+
+    def shard_axes(self):
+        """{local parameter name: axis split across tensor-parallel ranks}."""
+        return {"weight": self.split_axis}
+
+
+class ColumnParallelLinear(_ParallelLinear):
     """y = x @ W^T with W (out, in) split along `out` across `tp_size` ranks; optionally gathered."""
     parallel_mode = "column"
+    split_axis = 0
 
     def __init__(self, input_size, output_size, tp_size=1, gather_output=False,
                  param_init_type=ms.float32, compute_dtype=ms.float32):
-        super().__init__()
-        if output_size % tp_size:
-            raise ValueError(f"output_size {output_size} is not divisible by model_parallel {tp_size}")
-        self.input_size, self.output_size = input_size, output_size
-        self.tp_size, self.gather_output = tp_size, gather_output
-        self.compute_dtype = compute_dtype
-        self.weight = Parameter(initializer("normal", (output_size // tp_size, input_size), param_init_type),
-                                name="weight")
-
-    @staticmethod
-    def shard_axes():
-        """{local parameter name: axis split across tensor-parallel ranks}."""
-        return {"weight": 0}
+        super().__init__(input_size, output_size, tp_size, param_init_type, compute_dtype)
+        self.gather_output = gather_output
 
     def construct(self, x):
         out = linear(x, self.weight, self.compute_dtype)
@@ -80,24 +72,15 @@ class ColumnParallelLinear(nn.Cell):
         return out
 
 
-class RowParallelLinear(nn.Cell):
+class RowParallelLinear(_ParallelLinear):
     """y = x @ W^T with W (out, in) split along `in` across ranks; partial sums are all-reduced."""
     parallel_mode = "row"
+    split_axis = 1
 
     def __init__(self, input_size, output_size, tp_size=1, param_init_type=ms.float32,
                  compute_dtype=ms.float32):
-        super().__init__()
-        if input_size % tp_size:
-            raise ValueError(f"input_size {input_size} is not divisible by model_parallel {tp_size}")
-        self.input_size, self.output_size = input_size, output_size
-        self.tp_size, self.input_is_parallel = tp_size, True
-        self.compute_dtype = compute_dtype
-        self.weight = Parameter(initializer("normal", (output_size, input_size // tp_size), param_init_type),
-                                name="weight")
-
-    @staticmethod
-    def shard_axes():
-        return {"weight": 1}
+        super().__init__(input_size, output_size, tp_size, param_init_type, compute_dtype)
+        self.input_is_parallel = True
 
     def construct(self, x):
         out = linear(x, self.weight, self.compute_dtype)

@@ -14,7 +14,7 @@ from .generation import generate
 from .kv_cache import StaticKVCache
 from .layers import (ColumnParallelLinear, RMSNorm, RowParallelLinear, VocabEmbedding, apply_rotary,
                      rotary_tables, rotate_half_matrix)
-from .parallel import tp_rank_and_size
+from ms_infra.parallel import tp_rank_and_size
 
 _MASK_VALUE = -1e9
 

@@ -6,11 +6,11 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq import PTQ
-from mindspore_ptq.checkpoint import save_quantized
+from mindspore_ptq.io import save_quantized
 from mindspore_ptq.config import CalibrationInputs
-from mindspore_ptq.presets import approach_config
+from mindspore_ptq.app.presets import approach_config
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.llama.parallel import tp_rank_and_size
+from ms_infra.parallel import tp_rank_and_size
 
 
 # Float calibration inputs, power-of-two smoothing and rounded ranges: the checkpoint does not depend on the TP size.

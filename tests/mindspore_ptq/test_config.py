@@ -4,7 +4,7 @@ import mindspore as ms
 
 from mindspore_ptq import OutliersSuppressionType, PTQConfig, PTQMode
 from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
-from mindspore_ptq.presets import ALL_APPROACHES, APPROACHES, approach_config
+from mindspore_ptq.app.presets import ALL_APPROACHES, APPROACHES, approach_config
 
 
 @pytest.mark.parametrize("name", sorted(ALL_APPROACHES))

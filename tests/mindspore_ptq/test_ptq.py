@@ -6,10 +6,10 @@ from mindspore import Tensor
 
 from mindspore_ptq import PTQ, PTQConfig, PTQMode
 from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
-from mindspore_ptq.checkpoint import config_path_for, load_quantized, save_quantized
-from mindspore_ptq.presets import APPROACHES, RECOVERY_APPROACHES, approach_config
+from mindspore_ptq.io import config_path_for, load_quantized, save_quantized
+from mindspore_ptq.app.presets import APPROACHES, RECOVERY_APPROACHES, approach_config
 from mindspore_ptq.report import format_report
-from network_helpers.checkpoint_io import is_runtime_state
+from ms_infra.checkpoint import is_runtime_state
 from tests.conftest import build_tiny
 
 RNG = np.random.default_rng(1)
@@ -231,10 +231,10 @@ def test_fixed_fallback_takes_the_most_sensitive_linears_and_deploy_rebuilds_the
     assert [r["name"] for r in ranked[:3]] == ptq.fallback["layers"]
     assert all(r["fallback"] == "w8" and r["scheme"].startswith("W8") for r in ranked[:3])
     assert all(r["fallback"] is None for r in ranked[3:])
-    assert ptq.config.layer_overrides[:3] == tuple((n, LayerPrecision.W8) for n in ptq.fallback["layers"])
+    assert ptq.quantized_config.layer_overrides[:3] == tuple((n, LayerPrecision.W8) for n in ptq.fallback["layers"])
     logits = network(PROBE).asnumpy()
     ptq.convert(network)
-    path = save_quantized(network, tmp_path / "mixed.ckpt", ptq.config)
+    path = save_quantized(network, tmp_path / "mixed.ckpt", ptq.quantized_config)
     deployed = build_tiny(seed=7)
     deploy = PTQ(PTQConfig.load(config_path_for(path), mode="deploy"))
     deploy.apply(deployed)
@@ -270,8 +270,8 @@ def test_power_of_two_smoothing_rounds_each_factor_to_within_sqrt2():
         ptq = PTQ(approach_config("a8w8", calibration_inputs=CalibrationInputs.FLOAT,
                                   smooth_power_of_two=power_of_two))
         ptq.apply(network, None, CALIBRATION)
-        divisors[power_of_two] = {w.name: w.input_divisor for _, _, w in ptq._wrapped
-                                  if getattr(w, "input_divisor", None) is not None}
+        divisors[power_of_two] = {c.wrapper.name: c.wrapper.smooth_factor for c in ptq.cells
+                                  if getattr(c.wrapper, "smooth_factor", None) is not None}
     assert len(divisors[True]) == 12 and divisors[True].keys() == divisors[False].keys()
     for path, snapped in divisors[True].items():
         exponents = np.log2(snapped)

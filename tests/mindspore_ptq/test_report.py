@@ -1,12 +1,18 @@
 """Report and plot helpers on hand-made records."""
 import numpy as np
 
-from mindspore_ptq.plots import layer_error_matrix
+from mindspore_ptq.app.plots import layer_error_matrix
+from mindspore_ptq.kinds.linear import quantize_linear
+from mindspore_ptq.cells.linear_wrapper import LinearQuantWrapper
+from mindspore_ptq.cell_plan import CellPlan
+from mindspore_ptq.lifecycle import CalibratedCell
 from mindspore_ptq.report import format_report, layer_report
+from network_helpers.llama.layers import ColumnParallelLinear
 
 
 def record(name, error=None, quantized=True):
-    return {"name": name, "kind": "linear", "quantized": quantized, "relative_output_mse": error}
+    position = {"layer": int(name.split(".")[2]), "cell": name.split(".", 3)[3]} if name.startswith("model.") else {}
+    return {"name": name, "kind": "linear", "quantized": quantized, "relative_output_mse": error, **position}
 
 
 def test_layer_error_matrix_places_each_linear_and_leaves_float_ones_empty():
@@ -21,14 +27,13 @@ def test_layer_report_orders_cells_as_the_network_does_and_counts_them():
     class Plan:
         path, kind, skip_reason = "model.layers.10.feed_forward.w2", "linear", "opname_blacklist entry 'w2'"
 
-    class Wrapper:
-        name, kind = "model.layers.9.attention.wq", "linear"
+    float_cell = ColumnParallelLinear(8, 4)
+    wrapper = LinearQuantWrapper("model.layers.9.attention.wq", float_cell,
+                                 CellPlan("model.layers.9.attention.wq", "linear"))
+    quantize_linear(wrapper)
+    cell = CalibratedCell(None, "attention.wq", wrapper, notes={"relative_output_mse": 1e-4})
 
-        @staticmethod
-        def stats():
-            return {"scheme": "W8", "relative_output_mse": 1e-4}
-
-    records = layer_report([(None, None, Wrapper())], [Plan()])
+    records = layer_report([cell], [Plan()], "model.layers")
     assert [r["name"] for r in records] == ["model.layers.9.attention.wq", "model.layers.10.feed_forward.w2"]
     text = format_report(records)
     assert "opname_blacklist entry 'w2'" in text and "1.00e-04" in text

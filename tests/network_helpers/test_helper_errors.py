@@ -5,7 +5,7 @@ import yaml
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
-from network_helpers.checkpoint_io import load_checkpoint_into, save_checkpoint_atomic
+from ms_infra.checkpoint import load_checkpoint_into, save_checkpoint_atomic
 from tests.conftest import build_tiny, tiny_weights
 
 TINY_YAML = {

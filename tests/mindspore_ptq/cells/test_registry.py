@@ -3,7 +3,7 @@ import pytest
 from mindspore import nn
 
 from mindspore_ptq.cells import register, registered_types, wrapper_for
-from mindspore_ptq.cells.kv_cache import KVCacheQuantWrapper
+from mindspore_ptq.kinds.kv_cache import KVCacheQuantWrapper
 from mindspore_ptq.cells.linear_wrapper import LinearQuantWrapper
 from mindspore_ptq.config import PTQConfig
 from mindspore_ptq.layer_policy import plan_cells

@@ -1,0 +1,4 @@
+"""python -m mindspore_ptq.app.cli ..."""
+from . import main
+
+main()

@@ -1,0 +1,111 @@
+"""Benchmark float and every quantization approach side by side, in one run.
+
+SQuAD F1/EM, perplexity, KL and top-1 vs the fp32 network, checkpoint size, parameter memory, calibration time and
+peak RSS, prefill latency and decode tokens/s. Writes results.json, results.md and PNG plots (accuracy vs size,
+per-layer error and sensitivity heat maps).
+
+    mindspore-ptq bench --n_samples 200 --ppl_windows 64 --calib_samples 32 --output_dir outputs/bench
+Each step runs in its own process (MindSpore keeps compiled graphs until the process ends); --reuse resumes.
+"""
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import mindspore as ms
+
+from network_helpers import MFParallelLlama2Helper
+from ms_infra.files import write_json_atomic, write_text_atomic
+
+from ..benchmark import markdown_tables
+from ...io import checkpoint_size_mb
+from ...log import logger
+from ..plots import plot_accuracy_vs_size, plot_layer_errors
+from ..presets import ALL_APPROACHES, APPROACHES, approach_config
+from ..reports import report_path_for
+from .common import DEFAULT_SQUAD_DIR, add_config_argument
+
+
+def add_arguments(parser):
+    add_config_argument(parser)
+    parser.add_argument("--fp16_checkpoint", default="artifacts/smollm2-135m/smollm2_135m_fp16.ckpt",
+                        help="the FP16 baseline checkpoint (sizes are reported as ratios to it)")
+    parser.add_argument("--squad_dir", default=DEFAULT_SQUAD_DIR, help="folder with train-v1.1.json and dev-v1.1.json")
+    parser.add_argument("--approaches", nargs="+", default=list(APPROACHES), choices=sorted(ALL_APPROACHES))
+    parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
+    parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity and KL")
+    parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
+    parser.add_argument("--calib_text_windows", type=int, default=0,
+                        help="plain-text windows of the train contexts added to the calibration samples")
+    parser.add_argument("--speed_prompt_tokens", type=int, default=200, help="prompt length for the speed figures")
+    parser.add_argument("--speed_new_tokens", type=int, default=128, help="generated tokens for decode tokens/s")
+    parser.add_argument("--reuse", action="store_true", help="keep results already in output_dir (resume a run)")
+    parser.add_argument("--output_dir", default="outputs/bench")
+
+
+def _command(name, *args):
+    return [sys.executable, "-m", "mindspore_ptq.app.cli", name, *args]
+
+
+def _step(command, output, log, reuse):
+    """Run one step in its own process unless `reuse` and its output exists; its stdout goes to `log`."""
+    command = [str(part) for part in command]
+    if not (reuse and Path(output).is_file()):
+        logger.info("running %s", " ".join(command[2:]))
+        with open(log, "w", encoding="utf-8") as stdout:
+            subprocess.run(command, check=True, stdout=stdout)
+    return json.loads(Path(output).read_text())
+
+
+def _quantize(args, name, directory):
+    checkpoint = directory / f"{name}.ckpt"
+    command = _command("quantize", "--config", args.config, "--approach", name, "--n_samples", args.calib_samples,
+                       "--dataset_path", f"{args.squad_dir}/train-v1.1.json", "--output_dir", directory,
+                       "--text_windows", args.calib_text_windows)
+    if approach_config(name).needs_calibration_data:
+        command.append("--time_float_forward")
+    return _step(command, checkpoint.with_suffix(".json"), directory / "quantize.log", args.reuse)
+
+
+def _evaluate(args, row, directory, reference):
+    dev = f"{args.squad_dir}/dev-v1.1.json"
+    common = _command("eval", "--config", args.config, "--load_checkpoint", row["checkpoint"], "--dataset_path", dev)
+    squad = _step(common + ["--n_samples", args.n_samples, "--ppl_windows", 0, "--batch_size", 1, "--output",
+                            directory / "squad.json"], directory / "squad.json", directory / "squad.log", args.reuse)
+    # Perplexity/KL, then speed, in one process: its compiled graphs are all batch 1.
+    extra = [] if reference is None else ["--reference_checkpoint", reference]
+    other = _step(common + ["--n_samples", 0, "--ppl_windows", args.ppl_windows, "--speed_prompt_tokens",
+                            args.speed_prompt_tokens, "--speed_new_tokens", args.speed_new_tokens, "--batch_size", 1,
+                            "--output", directory / "perplexity.json"] + extra,
+                  directory / "perplexity.json", directory / "perplexity.log", args.reuse)
+    row["squad"] = {k: v for k, v in squad["squad"].items() if k != "predictions"}
+    row.update(perplexity=other["perplexity"], speed=other["speed"], memory_mb=other["memory_mb"])
+
+
+def run(args):
+    output_dir = Path(args.output_dir)
+    fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
+    floats = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
+    rows = {}
+    for name in [*floats, *args.approaches]:  # quantize (PyNative calibration), then deploy and evaluate (GRAPH)
+        (output_dir / name).mkdir(parents=True, exist_ok=True)
+        row = rows[name] = floats.get(name) or _quantize(args, name, output_dir / name)
+        row["size_mb"] = checkpoint_size_mb(row["checkpoint"])
+        _evaluate(args, row, output_dir / name, None if name == "fp32" else fp32_checkpoint)
+        logger.info("%s: F1 %.2f, PPL %.3f, decode %.1f tokens/s", name, row["squad"]["f1"],
+                    row["perplexity"]["ppl"], row["speed"]["decode_tokens_per_s"])
+    # Results: JSON, Markdown tables and plots.
+    reports = {name: json.loads(report_path_for(rows[name]["checkpoint"]).read_text()) for name in args.approaches}
+    meta = {"command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+            "machine": platform.platform(), "cpu_count": os.cpu_count(), "mindspore": ms.__version__}
+    write_json_atomic(output_dir / "results.json", {"meta": meta, "rows": rows})
+    plot_accuracy_vs_size(rows, output_dir / "accuracy_vs_size.png")
+    plot_layer_errors(reports, output_dir / "layer_errors.png")
+    plot_layer_errors(reports, output_dir / "layer_sensitivity.png", key="sensitivity")
+    tables = markdown_tables(rows)
+    write_text_atomic(output_dir / "results.md", f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
+                                                 f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")
+    print(tables)
+    return rows

@@ -1,0 +1,81 @@
+"""Deploy a float or quantized checkpoint in GRAPH_MODE and evaluate it.
+
+SQuAD v1.1 F1/EM on the first N dev questions, perplexity (with KL and top-1 agreement against a reference
+checkpoint), parameter memory and generation speed. A quantized checkpoint's int8 structure is rebuilt in DEPLOY
+mode from the PTQ config beside it.
+
+    mindspore-ptq eval --load_checkpoint outputs/a8w8c8/a8w8c8.ckpt --n_samples 200 --ppl_windows 64
+"""
+import mindspore as ms
+
+from network_helpers import MFParallelLlama2Helper
+from ms_infra.files import write_json_atomic
+from ms_infra.parallel import tp_rank_and_size
+
+from ...datasets import load_squad
+from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad
+from ...evaluation.resources import parameter_memory_mb
+from ...evaluation.speed import generation_speed
+from ..presets import ALL_APPROACHES, approach_config
+from ..workflow import load_network
+from .common import DEFAULT_SQUAD_DIR, add_config_argument
+
+
+def add_arguments(parser):
+    add_config_argument(parser)
+    parser.add_argument("--load_checkpoint", default=None, help="checkpoint to evaluate (default: the YAML's)")
+    parser.add_argument("--approach", default=None, choices=sorted(ALL_APPROACHES),
+                        help="quantized checkpoint's approach (default: read from the PTQ config beside it)")
+    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json", help="SQuAD v1.1 dev file")
+    parser.add_argument("--n_samples", type=int, default=200, help="first N dev questions; 0 skips SQuAD")
+    parser.add_argument("--max_new_tokens", type=int, default=24, help="answer length limit in tokens")
+    parser.add_argument("--template", default="squad_3shot", help="prompt template name")
+    parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity; 0 skips")
+    parser.add_argument("--reference_checkpoint", default=None,
+                        help="float checkpoint to compare against (KL divergence and top-1 agreement)")
+    parser.add_argument("--speed_prompt_tokens", type=int, default=0,
+                        help="time generation at batch 1 from the first dev passage cut to this many tokens; 0 skips")
+    parser.add_argument("--speed_new_tokens", type=int, default=128, help="tokens generated for the speed figure")
+    parser.add_argument("--batch_size", type=int, default=None, help="prompts generated together (default: YAML's)")
+    parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
+    parser.add_argument("--output", default=None, help="write the results as JSON here")
+
+
+def run(args):
+    # 1. Context and network: GRAPH_MODE for deployment.
+    helper = MFParallelLlama2Helper(args.config)
+    if args.batch_size:
+        helper = helper.with_specs(batch_size=args.batch_size)
+    helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
+    tokenizer = helper.create_tokenizer()
+    # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
+    network = load_network(helper, args.load_checkpoint, approach_config(args.approach) if args.approach else None)
+    results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint,
+               "memory_mb": parameter_memory_mb(network)}
+    # 2. SQuAD F1/EM by greedy generation.
+    if args.n_samples:
+        squad = evaluate_squad(network, helper, tokenizer, args.dataset_path, args.n_samples,
+                               args.max_new_tokens, args.template)
+        print(f"SQuAD ({squad['n']} questions, {args.template}): F1 {squad['f1']:.2f}  EM {squad['exact_match']:.2f}"
+              f"  (MindFormers EmF1Metric: F1 {squad['mf_f1']:.2f}  EM {squad['mf_exact_match']:.2f})"
+              f"  {squad['seconds']:.0f} s")
+        results["squad"] = squad
+    # 3. Perplexity, and KL / top-1 against the reference network.
+    if args.ppl_windows:
+        windows = context_windows(args.dataset_path, tokenizer, n_windows=args.ppl_windows)
+        reference = load_network(helper, args.reference_checkpoint) if args.reference_checkpoint else None
+        ppl = evaluate_perplexity(network, windows, reference)
+        extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
+        print(f"Perplexity ({len(windows)}x512 windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
+        results["perplexity"] = ppl
+    # 4. Generation speed at batch 1.
+    if args.speed_prompt_tokens:
+        text = load_squad(args.dataset_path)[0].context
+        prompt = tokenizer(text, add_special_tokens=False)["input_ids"][: args.speed_prompt_tokens]
+        speed = generation_speed(network, prompt, args.speed_new_tokens)
+        print(f"Speed: prefill {speed['prefill_s']:.3f} s ({speed['prompt_tokens']} tokens), "
+              f"decode {speed['decode_tokens_per_s']:.1f} tokens/s")
+        results["speed"] = speed
+    if args.output and tp_rank_and_size()[0] == 0:
+        write_json_atomic(args.output, results)
+    return results

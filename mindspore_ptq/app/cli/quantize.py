@@ -1,0 +1,73 @@
+"""Quantize a network with PTQ and save the quantized checkpoint.
+
+PyNative calibration on SQuAD train questions, convert, then save the checkpoint with its PTQ config
+(<approach>.ptq.yaml) and per-layer report (<approach>.report.json) beside it.
+
+    mindspore-ptq quantize --approach a8w8c8 --n_samples 64 --output_dir outputs/a8w8c8
+"""
+from pathlib import Path
+
+import mindspore as ms
+
+from network_helpers import MFParallelLlama2Helper
+
+from ...config import CalibrationInputs
+from ..presets import ALL_APPROACHES, approach_config
+from ..workflow import quantize_to_checkpoint
+from .common import DEFAULT_SQUAD_DIR, add_config_argument
+
+
+def add_arguments(parser):
+    add_config_argument(parser)
+    parser.add_argument("--approach", default="a8w8c8", choices=sorted(ALL_APPROACHES),
+                        help="a16w8: int8 weights; a8w8: SmoothQuant int8 activations and weights (the seed's: w2 and "
+                             "lm_head float); c8: int8 KV cache; a16w8c8, a8w8c8: both. Accuracy recovery (all "
+                             "decoder linears): a8w8_all (seed recipe), a8w8_per_token, a8w8_percentile, "
+                             "a8w8_histogram, a8w8_alpha_search, a8w8_auto / a8w8c8_auto (histogram ranges, alpha "
+                             "search, fallback under a held-out KL budget of 0.02), a8w8c8_per_token (per-token "
+                             "activations with alpha search, and C8), a8w8_rotated (Hadamard rotations, static "
+                             "min-max), a8w8c8_rotated_auto (the same with the KL-budget fallback, and C8)")
+    parser.add_argument("--opname_blacklist", nargs="*", default=None,
+                        help="cells whose name contains any of these stay float (default: the approach's)")
+    parser.add_argument("--calibration_inputs", choices=[c.value for c in CalibrationInputs], default=None,
+                        help="what each decoder layer is calibrated on: the quantized layers' outputs (default) or "
+                             "the float network's (one pass cheaper; the same checkpoint at any model_parallel)")
+    parser.add_argument("--smooth_power_of_two", action="store_true",
+                        help="round SmoothQuant factors to powers of two; with --calibration_inputs float a "
+                             "tensor-parallel run then gives the single-process int8 weights exactly")
+    parser.add_argument("--range_mantissa_bits", type=int, default=None,
+                        help="round calibrated activation and KV-cache ranges outward to this many significant bits "
+                             "(N: at most 2^(1-N) wider); with the two options above and 5 bits, a tensor-parallel "
+                             "run gave the single-process checkpoint bit for bit")
+    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
+                        help="calibration data: SQuAD v1.1 train file")
+    parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
+    parser.add_argument("--template", default="squad_3shot", help="prompt template of the calibration samples")
+    parser.add_argument("--text_windows", type=int, default=0,
+                        help="also calibrate on this many 512-token plain-text windows of the dataset file's "
+                             "contexts, interleaved with the prompts (ranges then cover text that is not a prompt)")
+    parser.add_argument("--output_dir", default=None,
+                        help="where to write <approach>.ckpt (default outputs/<approach>)")
+    parser.add_argument("--time_float_forward", action="store_true",
+                        help="also time one float forward pass over the calibration set (calibration cost yardstick)")
+
+
+def run(args):
+    # 1. The helper reads the YAML; calibration runs in PyNative, layer by layer.
+    helper = MFParallelLlama2Helper(args.config)
+    helper.set_context(ms.PYNATIVE_MODE)
+    # 2.-4. Calibrate on the first n_samples train questions (prompt + gold answer), convert, save with config.
+    overrides = {} if args.opname_blacklist is None else {"opname_blacklist": tuple(args.opname_blacklist)}
+    if args.calibration_inputs is not None:
+        overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
+    if args.smooth_power_of_two:
+        overrides["smooth_power_of_two"] = True
+    if args.range_mantissa_bits is not None:
+        overrides["range_mantissa_bits"] = args.range_mantissa_bits
+    output_dir = Path(args.output_dir or f"outputs/{args.approach}")
+    summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
+                                     args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,
+                                     args.time_float_forward, args.text_windows)
+    print(f"{args.approach}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
+          f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
+    return summary

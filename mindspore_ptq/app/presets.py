@@ -1,0 +1,46 @@
+"""The named quantization approaches, as PTQConfig keyword data: the seed's five, and the accuracy-recovery ones."""
+import mindspore as ms
+
+from ..config import Granularity, OutliersSuppressionType, PTQConfig, RangeObserver
+
+_SMOOTH = OutliersSuppressionType.SMOOTH
+# The seed's A8W8 recipe keeps w2 (the down projection, widest activation range) and lm_head in float.
+_A8W8_BLACKLIST = ("w2", "lm_head")
+_A8W8_SEED = dict(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, outliers_suppression=_SMOOTH)
+
+APPROACHES = {
+    "a16w8": dict(weight_quant_dtype=ms.int8),
+    "a8w8": dict(_A8W8_SEED, opname_blacklist=_A8W8_BLACKLIST),
+    "c8": dict(kvcache_quant_dtype=ms.int8),
+    "a16w8c8": dict(weight_quant_dtype=ms.int8, kvcache_quant_dtype=ms.int8),
+    "a8w8c8": dict(_A8W8_SEED, kvcache_quant_dtype=ms.int8, opname_blacklist=_A8W8_BLACKLIST),
+}
+
+# Accuracy recovery: every decoder linear quantized (lm_head, not a decoder linear, stays float), one technique
+# at a time, then all of them with an automatic fallback plan under a held-out KL budget.
+_ALL_DECODER = dict(_A8W8_SEED, opname_blacklist=("lm_head",))
+_ALPHAS = (None, 0.3, 0.4, 0.6, 0.7, 0.8, 0.9)
+_FALLBACK = dict(sensitivity_samples=4, fallback_kl_budget=0.02, fallback_max_fraction=0.1)
+_AUTO = dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE, smooth_alpha_search=_ALPHAS, **_FALLBACK)
+_PER_TOKEN = dict(_ALL_DECODER, act_quant_granularity=Granularity.PER_TOKEN, smooth_alpha_search=_ALPHAS)
+_ROTATED = dict(_ALL_DECODER, outliers_suppression=OutliersSuppressionType.ROTATE)
+RECOVERY_APPROACHES = {
+    "a8w8_all": _ALL_DECODER,  # the seed recipe on all decoder linears, as the torch reference measures it
+    "a8w8_per_token": _PER_TOKEN,
+    "a8w8_percentile": dict(_ALL_DECODER, act_observer=RangeObserver.PERCENTILE),
+    "a8w8_histogram": dict(_ALL_DECODER, act_observer=RangeObserver.HISTOGRAM_MSE),
+    "a8w8_alpha_search": dict(_ALL_DECODER, smooth_alpha_search=_ALPHAS),
+    "a8w8_auto": _AUTO,
+    "a8w8c8_auto": dict(_AUTO, kvcache_quant_dtype=ms.int8),
+    "a8w8c8_per_token": dict(_PER_TOKEN, kvcache_quant_dtype=ms.int8),
+    "a8w8_rotated": _ROTATED,  # static min-max ranges after the Hadamard rotations
+    "a8w8c8_rotated_auto": dict(_ROTATED, **_FALLBACK, kvcache_quant_dtype=ms.int8),
+}
+ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES}
+
+
+def approach_config(name, **overrides):
+    """PTQConfig for a named approach; `overrides` replace its fields (e.g. mode, opname_blacklist)."""
+    if name not in ALL_APPROACHES:
+        raise ValueError(f"unknown approach {name!r}; choose from {sorted(ALL_APPROACHES)}")
+    return PTQConfig(**{**ALL_APPROACHES[name], **overrides})

@@ -1,0 +1,49 @@
+"""CellPlan: how one registered cell is quantized (or why it stays float), and the name rules that pick it."""
+from dataclasses import dataclass
+from typing import Optional
+
+from .config import Granularity, RangeObserver
+
+
+@dataclass(frozen=True)
+class CellPlan:
+    """How one cell is quantized.
+
+    activation: None (weight-only), PER_TENSOR (static) or PER_TOKEN (dynamic) int8 activations.
+    smooth_multiply: the SmoothQuant factor is applied by a multiply in the deployed cell because no preceding
+    cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; range_mantissa_bits:
+    its rounding (config.range_mantissa_bits); keep_samples: the wrapper keeps a sample of its inputs (for range
+    observers and the smoothing search).
+    """
+    path: str
+    kind: str
+    activation: Optional[Granularity] = None
+    smooth_multiply: bool = False
+    range_observer: str = RangeObserver.MINMAX.value
+    clip_percentile: float = 99.99
+    range_mantissa_bits: Optional[int] = None
+    keep_samples: bool = False
+    skip_reason: str = ""  # set when the cell stays float: why
+
+    @property
+    def quantized(self):
+        return not self.skip_reason
+
+    @property
+    def static_activation(self):
+        return self.activation is Granularity.PER_TENSOR
+
+
+def blacklist_entry(path, blacklist):
+    """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
+    return next((entry for entry in blacklist if entry in path), None)
+
+
+def layer_override(path, config):
+    """(pattern, LayerPrecision) of the first layer_overrides entry contained in `path`, else (None, None)."""
+    return next(((p, precision) for p, precision in config.layer_overrides if p in path), (None, None))
+
+
+def blacklist_entry(path, blacklist):
+    """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
+    return next((entry for entry in blacklist if entry in path), None)

@@ -1,4 +1,0 @@
-"""python -m mindspore_ptq.cli ..."""
-from . import main
-
-main()

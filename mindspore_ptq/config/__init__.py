@@ -1,0 +1,7 @@
+"""PTQConfig and its vocabulary."""
+from .enums import (ACTIVATION_OF, BackendTarget, CalibrationInputs, Granularity, LayerPrecision,
+                    OutliersSuppressionType, PTQMode, RangeObserver)
+from .ptq_config import PTQConfig
+
+__all__ = ["ACTIVATION_OF", "BackendTarget", "CalibrationInputs", "Granularity", "LayerPrecision",
+           "OutliersSuppressionType", "PTQConfig", "PTQMode", "RangeObserver"]

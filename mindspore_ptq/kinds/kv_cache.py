@@ -1,0 +1,133 @@
+"""The KV-cache kind (C8): the KV cache stored as int8 with static per-channel (kv head x head dim) scales and
+zero points. Everything about the kind is here: the calibrating wrapper (running min/max of keys and values),
+the int8 cache, its plan, its round-to-nearest quantizer, its empty DEPLOY cell and its report facts.
+
+The int8 cache is the network's own cache class with its storage hooks (`storage_dtype`, `encode_*`,
+`decode_*`, the contract of network_helpers' KV caches) replaced: `Int8KVCache.from_float(cache)`.
+"""
+import functools
+
+import numpy as np
+import mindspore as ms
+from mindspore import Parameter, Tensor, ops
+
+from .. import quant_functions as qf
+from ..cell_plan import CellPlan
+from ..cells.wrapper import QuantWrapper
+from ..observers import MinMaxObserver
+from .kind import CellKind
+
+SCALE_NAMES = ("key_scale", "key_zero_point", "value_scale", "value_zero_point")
+
+
+class Int8KVCache:
+    """Mixin over a float KV cache class: stored keys/values are int8, q = clip(round(x / scale) + zp),
+    x' = (q - zp) * scale."""
+    scheme = "KV int8 static per-channel asymmetric"
+
+    def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
+        super().__init__(batch_size, n_kv_heads, seq_length, head_dim, dtype)
+        shape = (1, n_kv_heads, 1, head_dim)
+        for name in SCALE_NAMES:
+            setattr(self, name, Parameter(Tensor(np.zeros(shape), ms.float32), name=name, requires_grad=False))
+
+    @classmethod
+    def from_float(cls, float_cache):
+        """An empty int8 cache of the same class and shape as `float_cache`."""
+        batch, heads, seq, dim = float_cache.key_cache.shape
+        return int8_cache_class(type(float_cache))(batch, heads, seq, dim, float_cache.key_cache.dtype)
+
+    @staticmethod
+    def storage_dtype(compute_dtype):
+        return ms.int8
+
+    @staticmethod
+    def shard_axes():
+        """Scales follow the kv heads, which are split across tensor-parallel ranks."""
+        return {name: 1 for name in SCALE_NAMES}
+
+    @staticmethod
+    def _encode(x, scale, zero_point):
+        q = ops.round(x.astype(ms.float32) / scale) + zero_point
+        return ops.clip_by_value(q, qf.QMIN, qf.QMAX).astype(ms.int8)
+
+    def encode_key(self, key):
+        return self._encode(key, self.key_scale, self.key_zero_point)
+
+    def encode_value(self, value):
+        return self._encode(value, self.value_scale, self.value_zero_point)
+
+    def decode_key(self, key, dtype):
+        return ((key.astype(ms.float32) - self.key_zero_point) * self.key_scale).astype(dtype)
+
+    def decode_value(self, value, dtype):
+        return ((value.astype(ms.float32) - self.value_zero_point) * self.value_scale).astype(dtype)
+
+    def set_quant_params(self, key_scale, key_zero_point, value_scale, value_zero_point):
+        shape = self.key_scale.shape
+        for param, value in ((self.key_scale, key_scale), (self.key_zero_point, key_zero_point),
+                             (self.value_scale, value_scale), (self.value_zero_point, value_zero_point)):
+            param.set_data(Tensor(np.reshape(value, shape), ms.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def int8_cache_class(float_cache_class):
+    """The int8 variant of a float KV cache class (one class per float class)."""
+    return type(f"Int8{float_cache_class.__name__}", (Int8KVCache, float_cache_class), {})
+
+
+def _channels(x):
+    """(B, H, S, D) -> (B*S, H*D): one row per token, one column per cache channel."""
+    batch, heads, seq, dim = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(batch * seq, heads * dim)
+
+
+class KVCacheQuantWrapper(QuantWrapper):
+    """Stands in for a float KV cache: observes keys/values (running min/max), then runs the int8 cache."""
+    kind = "kv_cache"
+
+    def __init__(self, name, float_cell, plan):
+        super().__init__(name, float_cell, plan)
+        self.key_observer = MinMaxObserver(f"{name} (keys)")
+        self.value_observer = MinMaxObserver(f"{name} (values)")
+
+    def construct(self, key, value, batch_valid_length=None):
+        if self.quantized is None:
+            self.key_observer.update(_channels(key.asnumpy()))
+            self.value_observer.update(_channels(value.asnumpy()))
+        if self.quantized is None or not self.active:  # inactive: the float cache, for sensitivity measurements
+            return self.float_cell(key, value, batch_valid_length)
+        return self.run_quantized(key, value, batch_valid_length)
+
+
+def plan(path, relative_path, config, foldable):
+    return CellPlan(path, "kv_cache", range_mantissa_bits=config.calibration.range_mantissa_bits)
+
+
+def quantize_kv_cache(wrapper):
+    """The int8 KV cache with per-channel scales and zero points from the observed key/value ranges."""
+    wrapper.key_observer.check_seen()
+    params = [qf.asymmetric_scale_zero_point(*wrapper.planned_range(observer.minimum, observer.maximum))
+              for observer in (wrapper.key_observer, wrapper.value_observer)]
+    cell = Int8KVCache.from_float(wrapper.float_cell)
+    cell.set_quant_params(*params[0], *params[1])
+    return wrapper.set_quantized(cell)
+
+
+def facts(cell):
+    wrapper = cell.wrapper
+    facts = {"scheme": wrapper.quantized.scheme}
+    if wrapper.key_observer.minimum is not None:
+        facts.update(key_min=float(wrapper.key_observer.minimum.min()),
+                     key_max=float(wrapper.key_observer.maximum.max()),
+                     value_min=float(wrapper.value_observer.minimum.min()),
+                     value_max=float(wrapper.value_observer.maximum.max()))
+    return facts
+
+
+def empty_cell(wrapper):
+    return Int8KVCache.from_float(wrapper.float_cell)
+
+
+KIND = CellKind("kv_cache", KVCacheQuantWrapper, enabled_by=("kv_cache", "kvcache_quant_dtype"), plan=plan,
+                quantize=quantize_kv_cache, empty_cell=empty_cell, facts=facts)
