@@ -16,10 +16,12 @@ setup(
         "gguf>=0.10",
         "tqdm",
         "matplotlib",
+        "transformers>=4.40",  # the SmolLM2 tokenizer and GGUF converter
     ],
+    package_data={"mindspore_ptq.kernels": ["*.cpp", "*.h"]},  # built on first use (mindspore_ptq.kernels.build)
     entry_points={"console_scripts": ["mindspore-ptq=mindspore_ptq.app.cli:console_main"]},
     extras_require={
-        # torch/transformers are test oracles only, never runtime dependencies.
+        # torch (with transformers' models) is a test oracle only, never a runtime dependency.
         "test": ["pytest", "torch==2.13.0", "accelerate"],
     },
 )

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Optional
 
-from .config import Granularity, RangeObserver
+from .config import BackendTarget, Granularity, RangeObserver
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,9 @@ class CellPlan:
     smooth_multiply: the SmoothQuant factor is applied by a multiply in the deployed cell because no preceding
     cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; range_mantissa_bits:
     its rounding (config.range_mantissa_bits); keep_samples: the wrapper keeps a sample of its inputs (for range
-    observers and the smoothing search).
+    observers and the smoothing search); kernel_backend: whose kernels the deployed cell runs (DEPLOY: the
+    config's backend; None while calibrating, which always runs the portable ops, so the checkpoint does not
+    depend on the machine).
     """
     path: str
     kind: str
@@ -23,6 +25,7 @@ class CellPlan:
     clip_percentile: float = 99.99
     range_mantissa_bits: Optional[int] = None
     keep_samples: bool = False
+    kernel_backend: Optional[BackendTarget] = None
     skip_reason: str = ""  # set when the cell stays float: why
 
     @property

@@ -3,7 +3,8 @@ activations (A8W8 per token).
 
 Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
 backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
-below 2^24), the fastest kernel MindSpore's CPU offers; Ascend int8 kernels are not wired in yet.
+below 2^24): the portable reference. Deployed with a backend (plan.kernel_backend), a cell runs the kernel that
+kernels.select picks for it instead, on the same parameters.
 `DEPLOYED_LINEARS` picks the cell for a plan's activation granularity; each has a `from_float` constructor.
 """
 import numpy as np
@@ -14,6 +15,7 @@ from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
 from ..config import Granularity
+from ..kernels.select import linear_kernel
 
 
 def _zeros(shape, dtype):
@@ -35,10 +37,10 @@ class WeightQuantLinear(nn.Cell):
     scheme = "W8 per-channel symmetric (weight-only)"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
-                 gather_output=False):
+                 gather_output=False, kernel=None):
         super().__init__()
         self.compute_dtype, self.parallel_mode, self.tp_size = compute_dtype, parallel_mode, tp_size
-        self.gather_output = gather_output
+        self.gather_output, self.kernel = gather_output, kernel
         self.weight = Parameter(_zeros((output_size, input_size), ms.int8), name="weight", requires_grad=False)
         self.weight_scale = Parameter(_zeros((output_size,), ms.float32), name="weight_scale",
                                       requires_grad=False)
@@ -61,7 +63,14 @@ class WeightQuantLinear(nn.Cell):
             return all_gather_last_dim(out, self.tp_size)
         return out
 
+    def run_kernel(self, x, *params):
+        """The kernel on x flattened to (tokens, in) in float32, reshaped back to (..., out)."""
+        out = self.kernel(x.astype(ms.float32).reshape(-1, x.shape[-1]), *params)
+        return out.reshape(x.shape[:-1] + (self.weight.shape[0],)).astype(self.compute_dtype)
+
     def construct(self, x):
+        if self.kernel is not None:
+            return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
         out = linear(x, self.weight, self.compute_dtype) * self.weight_scale.astype(self.compute_dtype)
         return self._collect(out)
 
@@ -75,8 +84,8 @@ class SmoothedInputLinear(WeightQuantLinear):
     the SmoothQuant factor no preceding cell could absorb) before it is quantized."""
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
-                 gather_output=False, smooth=False):
-        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output)
+                 gather_output=False, kernel=None, smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel)
         self.smooth = smooth
         if smooth:
             self.smooth_scale = Parameter(_zeros((input_size,), ms.float32), name="smooth_scale",
@@ -104,8 +113,8 @@ class ActWeightQuantLinear(SmoothedInputLinear):
     scheme = "A8 static per-tensor asymmetric, W8 per-channel symmetric"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
-                 gather_output=False, smooth=False):
-        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, smooth)
+                 gather_output=False, kernel=None, smooth=False):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel, smooth)
         self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
         self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
 
@@ -117,6 +126,9 @@ class ActWeightQuantLinear(SmoothedInputLinear):
         return codes - self.input_zero_point
 
     def construct(self, x):
+        if self.kernel is not None:
+            return self._collect(self.run_kernel(self.smoothed_input(x), self.input_scale, self.input_zero_point,
+                                                 self.weight, self.weight_scale))
         accumulated = linear(self.centred_input(x), self.weight, ms.float32)
         out = (accumulated * (self.input_scale * self.weight_scale)).astype(self.compute_dtype)
         return self._collect(out)
@@ -140,6 +152,8 @@ class DynamicActWeightQuantLinear(SmoothedInputLinear):
 
     def construct(self, x):
         x = self.smoothed_input(x)
+        if self.kernel is not None:
+            return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
         scale = self.token_scale(x)
         q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
         out = (linear(q, self.weight, ms.float32) * scale * self.weight_scale).astype(self.compute_dtype)
@@ -152,10 +166,14 @@ DEPLOYED_LINEARS = {None: WeightQuantLinear, Granularity.PER_TENSOR: ActWeightQu
 
 
 def deployed_linear(float_cell, plan):
-    """The empty deployed cell that `plan` calls for in place of `float_cell`."""
-    cls = DEPLOYED_LINEARS[plan.activation]
+    """The empty deployed cell that `plan` calls for in place of `float_cell`, running the kernel of the plan's
+    backend (none while calibrating)."""
     options = {} if plan.activation is None else {"smooth": plan.smooth_multiply}
-    return cls.from_float(float_cell, **options)
+    layout = parallel_layout(float_cell)
+    if plan.kernel_backend is not None:
+        split_tokens = layout["parallel_mode"] == "row" and layout["tp_size"] > 1
+        options["kernel"] = linear_kernel(plan.activation, plan.kernel_backend, split_tokens)
+    return DEPLOYED_LINEARS[plan.activation].from_float(float_cell, **options)
 
 
 def parallel_layout(float_cell):

@@ -8,8 +8,10 @@ class PTQMode(enum.Enum):
 
 
 class BackendTarget(enum.Enum):
-    NONE = "none"      # portable MindSpore ops (CPU, GPU)
-    ASCEND = "ascend"  # same checkpoint layout; Ascend-specific kernels are not wired in yet
+    """Which kernels deployed cells run (kernels.select); the checkpoint is the same for all of them."""
+    NONE = "none"          # the fastest for the device: the C++ CPU kernels on CPU, portable ops elsewhere
+    ASCEND = "ascend"      # MindSpore's Ascend quantized matmuls (built anywhere, run on Ascend only)
+    PORTABLE = "portable"  # standard MindSpore ops on every device: the reference path
 
 
 class OutliersSuppressionType(enum.Enum):

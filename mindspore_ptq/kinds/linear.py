@@ -6,7 +6,7 @@ from .. import quant_functions as qf
 from ..cell_plan import CellPlan, layer_override
 from ..cells.linear import deployed_linear
 from ..cells.linear_wrapper import LinearQuantWrapper
-from ..config import ACTIVATION_OF, Granularity, LayerPrecision, RangeObserver
+from ..config import ACTIVATION_OF, Granularity, LayerPrecision, PTQMode, RangeObserver
 from ..distributed import tp_max, tp_min
 from ..observers import RANGE_OBSERVERS
 from .kind import CellKind
@@ -24,7 +24,8 @@ def plan(path, relative_path, config, foldable):
     keep = activation is not None and (bool(config.outliers.alpha_search) or observer is not RangeObserver.MINMAX)
     return CellPlan(path, "linear", activation, smooth_multiply=smooth and relative_path not in foldable,
                     range_observer=observer.value, clip_percentile=activations.clip_percentile,
-                    range_mantissa_bits=config.calibration.range_mantissa_bits, keep_samples=keep)
+                    range_mantissa_bits=config.calibration.range_mantissa_bits, keep_samples=keep,
+                    kernel_backend=config.backend if config.mode is PTQMode.DEPLOY else None)
 
 
 def weight_abs_max(wrapper, weight):

@@ -1,0 +1,86 @@
+"""The portable maths of each CPU kernel in plain MindSpore ops (GRAPH_MODE and PyNative), and the weight formats.
+
+These are what the kernels must match and what callers run where `kernels_available()` is False. Integer
+accumulation is exact (int32 MatMul); float results differ from the kernels only in summation order (the A8W8
+ones not at all). `pack_int4` is the deploy-time numpy helper that packs the W4 kernel's weight.
+"""
+import numpy as np
+import mindspore as ms
+from mindspore import ops
+
+
+def pack_int4(q):
+    """Pack int4 codes in [-8, 7] (out, in) two per byte along `in` (low nibble = even index) -> uint8 (out, in/2)."""
+    q = np.asarray(q)
+    if q.ndim != 2 or q.shape[1] % 2:
+        raise ValueError(f"pack_int4 needs (out, in) codes with an even `in`, got shape {q.shape}")
+    if q.size and (q.min() < -8 or q.max() > 7):
+        raise ValueError("int4 codes must lie in [-8, 7]")
+    nibbles = q.astype(np.uint8) & 0xF
+    return (nibbles[:, 0::2] | (nibbles[:, 1::2] << 4)).astype(np.uint8)
+
+
+def _matmul_t(x, weight):
+    """x (..., in) @ weight.T for a 2-D weight (out, in)."""
+    return ops.matmul(x, ops.transpose(weight, (1, 0)))
+
+
+def w8_matmul(x, weight, scale):
+    """scale * (x @ weight.T): float32 x (..., in), int8 weight (out, in), float32 scale (out,)."""
+    return _matmul_t(x, weight.astype(ms.float32)) * scale
+
+
+def unpack_int4(packed):
+    """uint8 or int8 (out, in/2) -> int8 codes (out, in): byte b holds codes 2b (low nibble) and 2b+1 (high)."""
+    byte = ops.floor_mod(packed.astype(ms.int32), 256)
+    low, high = ops.floor_mod(byte, 16), ops.floor_div(byte, 16)
+    low = low - 16 * (low >= 8).astype(ms.int32)
+    high = high - 16 * (high >= 8).astype(ms.int32)
+    out_features, half = packed.shape
+    return ops.stack((low, high), axis=-1).reshape(out_features, 2 * half).astype(ms.int8)
+
+
+def w4_matmul(x, packed, scales):
+    """x @ (q * scales per group).T: packed int4 (out, in/2), float32 scales (out, in/g)."""
+    codes = unpack_int4(packed).astype(ms.float32)
+    out_features, in_features = codes.shape
+    groups = scales.shape[1]
+    weight = (codes.reshape(out_features, groups, in_features // groups) * scales.reshape(out_features, groups, 1))
+    return _matmul_t(x, weight.reshape(out_features, in_features))
+
+
+def quant_per_token(x):
+    """Dynamic symmetric per token: scale = max|x| / 127 (...), 1 for a token of zeros;
+    q = clip(round(x / scale), -127, 127) int8, rounding half to even (ops.round, like np.round)."""
+    amax = ops.amax(ops.abs(x), -1)
+    scale = ops.where(amax > 0, amax / 127.0, ops.ones_like(amax))
+    return ops.clamp(ops.round(x / scale.expand_dims(-1)), -127.0, 127.0).astype(ms.int8), scale
+
+
+def quant_static(x, scale, zp):
+    """Static per tensor: q = clip(round(x / scale) + zp, -128, 127) int8; scale, zp (1,) float32."""
+    return ops.clamp(ops.round(x / scale) + zp, -128.0, 127.0).astype(ms.int8)
+
+
+def _centred_matmul(x_q, x_zp, weight):
+    """float32 of (x_q - x_zp) @ weight.T, accumulated exactly in int32; x_zp int32 (1,)."""
+    return _matmul_t(x_q.astype(ms.int32) - x_zp, weight.astype(ms.int32)).astype(ms.float32)
+
+
+def a8w8_matmul(x_q, x_scale, x_zp, weight, w_scale):
+    """float((x_q - x_zp) @ weight.T) * x_scale * w_scale: x_q int8 (..., in), x_scale float32 with one value
+    per token (...) or one in all (1,), x_zp int32 (1,)."""
+    if x_scale.size != 1:
+        x_scale = x_scale.reshape(x_q.shape[:-1] + (1,))
+    return _centred_matmul(x_q, x_zp, weight) * x_scale * w_scale
+
+
+def a8w8_dynamic_matmul(x, weight, w_scale):
+    """quant_per_token then a8w8_matmul with zero point 0."""
+    q, scale = quant_per_token(x)
+    return a8w8_matmul(q, scale, ops.zeros((1,), ms.int32), weight, w_scale)
+
+
+def a8w8_static_matmul(x, scale, zp, weight, w_scale):
+    """float((quant_static(x) - zp) @ weight.T) * (scale * w_scale); scale, zp (1,) float32."""
+    return _centred_matmul(quant_static(x, scale, zp), zp.astype(ms.int32), weight) * (scale * w_scale)
