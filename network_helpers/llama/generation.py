@@ -1,4 +1,4 @@
-"""Generation with the static KV cache: one prefill, then one decode step per new token."""
+"""Generation with the static KV cache: prefill in fixed-width chunks, then one decode step per new token."""
 import numpy as np
 from mindspore import Tensor
 
@@ -15,7 +15,7 @@ def _strip_padding(input_ids, pad_token_id):
     return prompts
 
 
-def _choose_tokens(logits, rng, do_sample, temperature, top_k, top_p):
+def choose_tokens(logits, rng, do_sample, temperature, top_k, top_p):
     """Greedy argmax, or sampling from the temperature/top-k/top-p filtered distribution."""
     if not do_sample:
         return logits.argmax(-1)
@@ -25,19 +25,44 @@ def _choose_tokens(logits, rng, do_sample, temperature, top_k, top_p):
         order = np.argsort(-row)[: top_k if top_k and top_k > 0 else None]
         probs = np.exp(row[order] - row[order[0]])
         probs /= probs.sum()
-        keep = max(1, int(np.searchsorted(np.cumsum(probs), top_p) + 1))
+        # the smallest prefix holding top_p of the mass; a float cumsum may end just below 1.0 (top_p=1: all)
+        keep = min(len(order), max(1, int(np.searchsorted(np.cumsum(probs), top_p) + 1)))
         probs = probs[:keep] / probs[:keep].sum()
         tokens.append(order[rng.choice(keep, p=probs)])
     return np.asarray(tokens)
 
 
+def chunk_starts(longest, chunk, seq_length):
+    """Start positions of the prefill chunks covering `longest` tokens; the last one is pulled back so that it
+    ends inside the cache (re-writing positions it overlaps with the same values)."""
+    starts = list(range(0, longest, chunk))
+    return [min(start, seq_length - chunk) for start in starts]
+
+
+def prefill(network, batch, lengths, chunk):
+    """Fill the KV cache from right-padded prompts `batch` (B, W) in chunks of `chunk` tokens (one GRAPH_MODE
+    graph for any prompt length); returns the logits (B, V) at each row's last prompt token."""
+    args = network.args
+    chunk = min(chunk, args.seq_length)
+    width = max(chunk, batch.shape[1])
+    padded = np.full((batch.shape[0], width), args.pad_token_id, np.int32)
+    padded[:, :batch.shape[1]] = batch
+    logits = None
+    for start in chunk_starts(int(lengths.max()), chunk, args.seq_length):
+        starts = np.full(len(lengths), start, np.int32)
+        chunk_logits = network(Tensor(padded[:, start:start + chunk]), Tensor(lengths), Tensor(starts)).asnumpy()
+        holds_last = (start <= lengths - 1) & (lengths - 1 < start + chunk)
+        logits = chunk_logits if logits is None else np.where(holds_last[:, None], chunk_logits, logits)
+    return logits
+
+
 def generate(network, input_ids, max_new_tokens=None, max_length=None, do_sample=False, temperature=1.0,
-             top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=None, prefill_bucket=128, seed=0, stop=None):
+             top_k=0, top_p=1.0, eos_token_id=None, pad_token_id=None, prefill_chunk=128, seed=0, stop=None):
     """Generate up to `max_new_tokens` after each prompt; returns a list of prompt + new token arrays.
 
-    Prompts are right-padded to a multiple of `prefill_bucket`, so GRAPH_MODE compiles one prefill graph per
-    bucket and one decode graph. Rows stop at `eos_token_id` (kept in the output), or once `stop(new_tokens)`
-    returns True for the row's generated tokens so far.
+    Prompts are prefilled in chunks of `prefill_chunk` tokens, so GRAPH_MODE compiles one prefill graph and one
+    decode graph whatever the prompt lengths. Rows stop at `eos_token_id` (kept in the output), or once
+    `stop(new_tokens)` returns True for the row's generated tokens so far.
     """
     args = network.args
     pad_token_id = args.pad_token_id if pad_token_id is None else pad_token_id
@@ -54,17 +79,16 @@ def generate(network, input_ids, max_new_tokens=None, max_length=None, do_sample
         raise ValueError(f"a prompt of {longest} tokens leaves no room to generate within max_length {limit} "
                          f"(model_config.seq_length {args.seq_length})")
     rows = prompts + [prompts[0]] * (args.batch_size - len(prompts))  # fill the cache's batch
-    width = min(-(-longest // prefill_bucket) * prefill_bucket, args.seq_length)
-    batch = np.full((args.batch_size, width), pad_token_id, np.int32)
+    batch = np.full((args.batch_size, longest), pad_token_id, np.int32)
     for i, prompt in enumerate(rows):
         batch[i, : len(prompt)] = prompt
     lengths = np.array([len(p) for p in rows], np.int32)
     rng = np.random.default_rng(seed)
-    logits = network(Tensor(batch), Tensor(lengths)).asnumpy()
+    logits = prefill(network, batch, lengths, prefill_chunk)
     outputs = [list(p) for p in prompts]
     done = np.zeros(len(prompts), bool)
     for step in range(max_new_tokens):
-        tokens = _choose_tokens(logits, rng, do_sample, temperature, top_k, top_p)
+        tokens = choose_tokens(logits, rng, do_sample, temperature, top_k, top_p)
         for i in np.flatnonzero(~done):
             outputs[i].append(int(tokens[i]))
             done[i] = tokens[i] == eos_token_id or (stop is not None and stop(outputs[i][len(prompts[i]):]))

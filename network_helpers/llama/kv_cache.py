@@ -4,12 +4,13 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 
-def scatter_indices(batch_valid_length, n_kv_heads):
-    """(B, H, 1, 3) indices (b, h, position) of the token written by a decode step at length-1."""
-    batch = batch_valid_length.shape[0]
-    b = ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1).broadcast_to((batch, n_kv_heads, 1))
-    h = ops.arange(n_kv_heads, dtype=ms.int32).reshape(1, n_kv_heads, 1).broadcast_to((batch, n_kv_heads, 1))
-    pos = (batch_valid_length.astype(ms.int32) - 1).reshape(batch, 1, 1).broadcast_to((batch, n_kv_heads, 1))
+def scatter_indices(positions, n_kv_heads):
+    """(B, H, S, 3) indices (b, h, position) of the tokens at `positions` (B, S)."""
+    batch, seq = positions.shape
+    shape = (batch, n_kv_heads, seq)
+    b = ops.arange(batch, dtype=ms.int32).reshape(batch, 1, 1).broadcast_to(shape)
+    h = ops.arange(n_kv_heads, dtype=ms.int32).reshape(1, n_kv_heads, 1).broadcast_to(shape)
+    pos = positions.astype(ms.int32).reshape(batch, 1, seq).broadcast_to(shape)
     return ops.stack((b, h, pos), -1)
 
 
@@ -18,7 +19,8 @@ class StaticKVCache(nn.Cell):
 
     `construct(key, value, batch_valid_length)` stores the new key/value (B, H, S, D) and returns the keys and
     values attention must use: the new ones for a full or prefill pass (S > 1 or no length given) and the whole
-    cache for a decode step (S == 1). Subclasses change how values are stored through `encode`/`decode`.
+    cache for a decode step (S == 1, lengths (B,)) or a prefill chunk (`batch_valid_length` then holds the
+    chunk's cache positions, (B, S)). Subclasses change how values are stored through `encode`/`decode`.
     """
 
     def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
@@ -51,6 +53,8 @@ class StaticKVCache(nn.Cell):
         if batch_valid_length is None:  # full forward without cache (perplexity, calibration)
             return self.decode_key(stored_key, key.dtype), self.decode_value(stored_value, value.dtype)
         seq = key.shape[2]
+        if batch_valid_length.ndim == 2:  # a chunk: write its positions, attend over the whole cache
+            return self._write_and_read(stored_key, stored_value, batch_valid_length, key.dtype)
         if seq > 1:  # prefill: write positions [0, seq)
             padded_key = ops.pad(stored_key, (0, 0, 0, self.seq_length - seq))
             padded_value = ops.pad(stored_value, (0, 0, 0, self.seq_length - seq))
@@ -59,7 +63,11 @@ class StaticKVCache(nn.Cell):
             key_out = ops.depend(self.decode_key(stored_key, key.dtype), key_cache)
             value_out = ops.depend(self.decode_value(stored_value, value.dtype), value_cache)
             return key_out, value_out
-        indices = scatter_indices(batch_valid_length, self.n_kv_heads)
+        return self._write_and_read(stored_key, stored_value, batch_valid_length.reshape(-1, 1) - 1, key.dtype)
+
+    def _write_and_read(self, stored_key, stored_value, positions, dtype):
+        """Write the stored key/value at `positions` (B, S); return the whole decoded cache."""
+        indices = scatter_indices(positions, self.n_kv_heads)
         key_cache = ops.scatter_nd_update(self.key_cache, indices, stored_key)
         value_cache = ops.scatter_nd_update(self.value_cache, indices, stored_value)
-        return self.decode_key(key_cache, key.dtype), self.decode_value(value_cache, value.dtype)
+        return self.decode_key(key_cache, dtype), self.decode_value(value_cache, dtype)

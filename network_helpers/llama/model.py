@@ -3,7 +3,10 @@
 Three call forms of `ParallelLlamaForCausalLM(input_ids, batch_valid_length=None)`:
 - no `batch_valid_length`: a full causal forward without cache, logits (B, S, V) for every position;
 - S > 1 with lengths: prefill of right-padded prompts, fills the KV cache, logits (B, V) at each last token;
-- S == 1 with lengths: one decode step at position length-1 of each row, logits (B, V).
+- S == 1 with lengths: one decode step at position length-1 of each row, logits (B, V);
+- with `chunk_start` (B,) as well: a prefill chunk at positions chunk_start .. chunk_start+S-1 against the cache
+  (one graph for any prompt length), logits (B, V) at each row's last token if the chunk holds it (else at the
+  nearest position of the chunk).
 """
 import numpy as np
 import mindspore as ms
@@ -111,25 +114,36 @@ class ParallelTransformer(nn.Cell):
         self.causal_mask = Tensor(causal)
         self.positions = Tensor(np.arange(args.seq_length, dtype=np.int32))
 
-    def layer_inputs(self, input_ids, batch_valid_length=None):
+    def cache_positions(self, input_ids, batch_valid_length=None, chunk_start=None):
+        """(B, S) cache positions of the tokens for a decode step or a prefill chunk, else None."""
+        batch, seq = input_ids.shape
+        if chunk_start is not None:
+            return chunk_start.astype(ms.int32).reshape(batch, 1) + self.positions[:seq].reshape(1, seq)
+        if batch_valid_length is not None and seq == 1:
+            return batch_valid_length.astype(ms.int32).reshape(batch, 1) - 1
+        return None
+
+    def layer_inputs(self, input_ids, batch_valid_length=None, chunk_start=None):
         """Hidden states and the (cos, sin, mask) every decoder layer receives."""
         batch, seq = input_ids.shape
         hidden = self.tok_embeddings(input_ids).astype(self.args.compute_dtype)
-        if batch_valid_length is None or seq > 1:
+        positions = self.cache_positions(input_ids, batch_valid_length, chunk_start)
+        if positions is None:
             cos, sin = self.cos[:seq].reshape(1, 1, seq, -1), self.sin[:seq].reshape(1, 1, seq, -1)
             mask = self.causal_mask[:seq, :seq].reshape(1, 1, seq, seq)
             return hidden, cos, sin, mask
-        position = batch_valid_length.astype(ms.int32) - 1
-        cos = ops.gather(self.cos, position, 0).reshape(batch, 1, 1, -1)
-        sin = ops.gather(self.sin, position, 0).reshape(batch, 1, 1, -1)
-        future = self.positions.reshape(1, -1) > position.reshape(-1, 1)
-        mask = (future.astype(ms.float32) * _MASK_VALUE).reshape(batch, 1, 1, -1)
+        cos = ops.gather(self.cos, positions.reshape(-1), 0).reshape(batch, 1, seq, -1)
+        sin = ops.gather(self.sin, positions.reshape(-1), 0).reshape(batch, 1, seq, -1)
+        future = self.positions.reshape(1, 1, -1) > positions.reshape(batch, seq, 1)
+        mask = (future.astype(ms.float32) * _MASK_VALUE).reshape(batch, 1, seq, -1)
         return hidden, cos, sin, mask
 
-    def construct(self, input_ids, batch_valid_length=None):
-        hidden, cos, sin, mask = self.layer_inputs(input_ids, batch_valid_length)
+    def construct(self, input_ids, batch_valid_length=None, chunk_start=None):
+        hidden, cos, sin, mask = self.layer_inputs(input_ids, batch_valid_length, chunk_start)
+        cache_index = batch_valid_length if chunk_start is None else \
+            self.cache_positions(input_ids, batch_valid_length, chunk_start)
         for layer in self.layers:
-            hidden = layer(hidden, cos, sin, mask, batch_valid_length)
+            hidden = layer(hidden, cos, sin, mask, cache_index)
         return self.norm_out(hidden)
 
 
@@ -148,11 +162,14 @@ class ParallelLlamaForCausalLM(nn.Cell):
                                             gather_output=True, param_init_type=args.param_init_type,
                                             compute_dtype=args.compute_dtype)
 
-    def construct(self, input_ids, batch_valid_length=None):
-        hidden = self.model(input_ids, batch_valid_length)
+    def construct(self, input_ids, batch_valid_length=None, chunk_start=None):
+        hidden = self.model(input_ids, batch_valid_length, chunk_start)
         if batch_valid_length is not None:
             if input_ids.shape[1] > 1:  # keep only each row's last prompt token
-                last = (batch_valid_length.astype(ms.int32) - 1).reshape(-1, 1, 1)
+                last = batch_valid_length.astype(ms.int32) - 1
+                if chunk_start is not None:
+                    last = ops.clip_by_value(last - chunk_start.astype(ms.int32), 0, input_ids.shape[1] - 1)
+                last = last.reshape(-1, 1, 1)
                 hidden = ops.gather_elements(hidden, 1, last.broadcast_to((hidden.shape[0], 1, hidden.shape[2])))
             hidden = hidden.reshape(hidden.shape[0], hidden.shape[2])
         return self.lm_head(hidden).astype(ms.float32)
