@@ -4,11 +4,20 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SQUAD_DIR ?= ../shared/data/squad1.1
 ARTIFACTS := artifacts/smollm2-135m
+# The main job's defaults fit in 20 minutes on a 2-core machine; FULL=1 runs the full protocol (200 questions,
+# 64 windows, 32 calibration samples).
+ifeq ($(FULL),1)
 N_SAMPLES ?= 200
 PPL_WINDOWS ?= 64
 CALIB_SAMPLES ?= 32
+else
+N_SAMPLES ?= 50
+PPL_WINDOWS ?= 8
+CALIB_SAMPLES ?= 16
+endif
+APPROACHES ?= a8w8c8 a8w8c8_rotated_auto
 
-.PHONY: setup test squad convert bench clean
+.PHONY: setup test squad squad-float convert bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,9 +35,14 @@ convert: $(ARTIFACTS)/smollm2_135m_fp32.ckpt  ## SmolLM2 GGUF -> MindSpore check
 test: setup  ## the test suite
 	$(PY) -m pytest -q tests
 
-squad: convert  ## main job: float SmolLM2 on SQuAD v1.1 (F1/EM on N_SAMPLES dev questions, perplexity)
+squad: convert  ## main job: SmolLM2 float vs seed A8W8+C8 vs the best automatic setting, deployed in GRAPH_MODE
+	$(VENV)/bin/mindspore-ptq bench --squad_dir $(SQUAD_DIR) --approaches $(APPROACHES) --float_rows fp32 \
+		--n_samples $(N_SAMPLES) --ppl_windows $(PPL_WINDOWS) --calib_samples $(CALIB_SAMPLES) \
+		--output_dir outputs/squad --overwrite
+
+squad-float: convert  ## float SmolLM2 only on SQuAD v1.1 (F1/EM on N_SAMPLES dev questions, perplexity)
 	$(PY) example/ptq/eval_squad.py --dataset_path $(SQUAD_DIR)/dev-v1.1.json --n_samples $(N_SAMPLES) \
-		--ppl_windows $(PPL_WINDOWS) --output outputs/squad_fp32.json
+		--ppl_windows $(PPL_WINDOWS) --output outputs/squad_fp32.json --overwrite
 
 bench: convert  ## quantize every approach and evaluate it against float (writes outputs/bench/)
 	$(VENV)/bin/mindspore-ptq bench --squad_dir $(SQUAD_DIR) --n_samples $(N_SAMPLES) --calib_samples $(CALIB_SAMPLES) \

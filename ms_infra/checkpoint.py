@@ -1,29 +1,29 @@
 """Checkpoints through MindSpore's checkpoint API: atomic saving, and loading checked against the network
 (names, shapes, dtypes), sliced per tensor-parallel rank."""
-import os
 from pathlib import Path
 
 import numpy as np
 import mindspore as ms
 
+from .files import atomic_set
 from .parallel import tp_rank_and_size
+
+
+def save_checkpoint(params, path, choice_func=None):
+    """Save a Cell or {name: array/Tensor/Parameter} to `path` with MindSpore's checkpoint API (not atomic:
+    see save_checkpoint_atomic, or ms_infra.files.atomic_set for a set of files)."""
+    if isinstance(params, dict):
+        params = [{"name": name, "data": ms.Tensor(value) if isinstance(value, np.ndarray) else value}
+                  for name, value in params.items()]
+    ms.save_checkpoint(params, str(path), choice_func=choice_func)
+    return path
 
 
 def save_checkpoint_atomic(params, path, choice_func=None):
     """Save a Cell or {name: array/Tensor/Parameter} to `path` via a temp file and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(params, dict):
-        params = [{"name": name, "data": ms.Tensor(value) if isinstance(value, np.ndarray) else value}
-                  for name, value in params.items()]
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.ckpt")  # MindSpore appends .ckpt otherwise
-    try:
-        ms.save_checkpoint(params, str(tmp), choice_func=choice_func)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    with atomic_set([path]) as (temp,):
+        save_checkpoint(params, temp, choice_func)
+    return Path(path)
 
 
 RUNTIME_STATE = ("key_cache", "value_cache")  # buffers rebuilt at run time, never stored

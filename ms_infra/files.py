@@ -1,4 +1,6 @@
-"""Output files written atomically: a temp file beside the target and a rename, never a half-written file."""
+"""Output files written atomically: a temp file beside the target and a rename, never a half-written file;
+files that belong together written as a set; outputs checked before long work starts."""
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -17,3 +19,41 @@ def write_text_atomic(path, text):
 def write_json_atomic(path, data, indent=2):
     """Write `data` as JSON to `path` atomically."""
     return write_text_atomic(path, json.dumps(data, indent=indent))
+
+
+def temp_path_for(path):
+    """A hidden temp name beside `path` that keeps its suffix (MindSpore appends .ckpt to other names)."""
+    path = Path(path)
+    return path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+
+
+@contextlib.contextmanager
+def atomic_set(paths):
+    """Yield temp paths for `paths`; when the block succeeds every temp file is renamed onto its path, one
+    after the other; when it fails no target is touched and no temp file is left."""
+    paths = [Path(p) for p in paths]
+    temps = [temp_path_for(p) for p in paths]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        yield temps
+        for temp, path in zip(temps, paths):
+            os.replace(temp, path)
+    finally:
+        for temp in temps:
+            if temp.exists():
+                temp.unlink()
+
+
+def check_outputs(paths, overwrite=False, inputs=()):
+    """Before any long work: each output must not be one of the `inputs` (the files being read), must not
+    exist unless `overwrite`, and must have a writable folder. Raises naming the culprit."""
+    inputs = {Path(p).resolve() for p in inputs if p}
+    for path in map(Path, paths):
+        if path.resolve() in inputs:
+            raise ValueError(f"output {path} is also an input of this command; choose another output path")
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"output {path} exists; pass --overwrite to replace it")
+        folder = next(parent for parent in [path.parent, *path.parent.parents] if parent.exists())
+        if not os.access(folder, os.W_OK):
+            raise PermissionError(f"cannot write output {path}: {folder} is not writable")

@@ -1,27 +1,53 @@
 """MFParallelLlama2Helper: a MindFormers YAML (`predict_llama2_7b.yaml` format) -> the portable ParallelLlama."""
+import difflib
 import logging
 import os
 from dataclasses import fields, replace
 from pathlib import Path
 
+import numpy as np
 import mindspore as ms
 
 from ms_infra.checkpoint import load_checkpoint_into
+from ms_infra.parallel import init_tensor_parallel
+
 from .layouts import LlamaLayout
 from .llama import LlamaArgs, ParallelLlamaForCausalLM
-from ms_infra.parallel import init_tensor_parallel
 from .network_helper import NetworkHelper
 
 logger = logging.getLogger(__name__)
 
 SUPPORTED_ARCHS = ("ParallelLlamaForCausalLM", "LlamaForCausalLM")
 
+class BatchDecodingTokenizer:
+    """A Hugging Face tokenizer that also decodes a batch the way MindFormers tokenizers do:
+    `decode([ids, ids, ...])` (a list of id sequences or a 2-D array) returns a list of strings."""
+
+    def __init__(self, tokenizer):
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._tokenizer(*args, **kwargs)
+
+    def __len__(self):
+        return len(self._tokenizer)
+
+    def decode(self, token_ids, **kwargs):
+        if isinstance(token_ids, np.ndarray) and token_ids.ndim == 2 or (
+                isinstance(token_ids, (list, tuple)) and token_ids and np.ndim(token_ids[0]) == 1):
+            return self._tokenizer.batch_decode([np.asarray(ids).tolist() for ids in token_ids], **kwargs)
+        return self._tokenizer.decode(np.asarray(token_ids).tolist(), **kwargs)
+
+
 def _tokenizer_from_dir(tokenizer_cfg):
     from transformers import AutoTokenizer
     directory = tokenizer_cfg.get("tokenizer_dir") or tokenizer_cfg.get("pretrained_model_dir")
     if not directory or not Path(directory).is_dir():
         raise FileNotFoundError(f"processor.tokenizer.tokenizer_dir is not a directory: {directory!r}")
-    return AutoTokenizer.from_pretrained(str(directory))
+    return BatchDecodingTokenizer(AutoTokenizer.from_pretrained(str(directory)))
 
 
 def _tokenizer_from_mindformers(tokenizer_cfg):
@@ -33,6 +59,15 @@ TOKENIZER_BUILDERS = {
     "PreTrainedTokenizerFast": _tokenizer_from_dir,
     "AutoTokenizer": _tokenizer_from_dir,
 }
+
+
+def _check_load_checkpoint_key(config):
+    """A YAML with no `load_checkpoint` but a key spelled like it would build a randomly initialised network."""
+    if config.get("load_checkpoint"):
+        return
+    near = difflib.get_close_matches("load_checkpoint", [k for k in config if k != "load_checkpoint"], 1, 0.8)
+    if near:
+        raise KeyError(f"the YAML has no `load_checkpoint` but has {near[0]!r}: did you mean load_checkpoint?")
 
 
 def load_config(config):
@@ -52,6 +87,7 @@ def load_config(config):
             node = node.get(key) if hasattr(node, "get") else None
         if node is None:
             raise KeyError(f"the YAML has no `{section}` section")
+    _check_load_checkpoint_key(config)
     arch = config.model.arch.get("type")
     if arch not in SUPPORTED_ARCHS:
         raise ValueError(f"model.arch.type {arch!r} is not supported; expected one of {SUPPORTED_ARCHS}")
@@ -89,14 +125,22 @@ class MFParallelLlama2Helper(NetworkHelper):
         if load_checkpoint and checkpoint:
             load_checkpoint_into(network, checkpoint)
             logger.info("loaded %s", checkpoint)
+        elif load_checkpoint:
+            logger.warning("the YAML names no load_checkpoint: the network keeps its random initial weights")
         return network
 
     def get_spec(self, name):
+        """A model argument (LlamaArgs, e.g. batch_size, seq_length, head_dim), else a `model.model_config` key of
+        the YAML (e.g. the generation settings top_k, top_p, do_sample); a KeyError lists both."""
         specs = {f.name: getattr(self.args, f.name) for f in fields(self.args)}
         specs["head_dim"] = self.args.head_dim
-        if name not in specs:
-            raise KeyError(f"unknown spec {name!r}; valid names: {', '.join(sorted(specs))}")
-        return specs[name]
+        model_config = self.config.model.model_config
+        if name in specs:
+            return specs[name]
+        if name in model_config:
+            return model_config[name]
+        raise KeyError(f"unknown spec {name!r}; model arguments: {', '.join(sorted(specs))}; YAML "
+                       f"model_config keys: {', '.join(sorted(model_config))}")
 
     def create_tokenizer(self):
         tokenizer_cfg = dict(self.config.get("processor", {}).get("tokenizer") or {})

@@ -74,10 +74,25 @@ def test_cli_help_explains_each_command():
         assert f"usage: mindspore-ptq {command}" in text and "--config" in text and "--log_level" in text
 
 
-def test_console_script_exits_zero_on_success(monkeypatch):
-    from mindspore_ptq import cli
-    monkeypatch.setattr(cli, "main", lambda argv=None: {"a result": 1})
-    assert cli.console_main() == 0
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "mindspore_ptq.app.cli", *map(str, args)], capture_output=True,
+                          text=True)
+
+
+def test_cli_refuses_to_write_its_output_over_an_input_before_any_work(tiny_yaml, tmp_path):
+    checkpoint = yaml.safe_load(tiny_yaml.read_text())["load_checkpoint"]
+    before = open(checkpoint, "rb").read()
+    run = cli("eval", "--config", tiny_yaml, "--load_checkpoint", checkpoint, "--output", checkpoint)
+    assert run.returncode == 2 and "is also an input" in run.stderr and "Traceback" not in run.stderr
+    assert open(checkpoint, "rb").read() == before
+
+
+def test_cli_refuses_to_quantize_over_an_existing_checkpoint_without_overwrite(tiny_yaml, tmp_path):
+    (tmp_path / "a16w8.ckpt").write_bytes(b"an earlier result")
+    run = cli("quantize", "--config", tiny_yaml, "--approach", "a16w8", "--output_dir", tmp_path)
+    assert run.returncode == 2 and "a16w8.ckpt exists; pass --overwrite" in run.stderr
+    assert (tmp_path / "a16w8.ckpt").read_bytes() == b"an earlier result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a16w8.ckpt"]  # nothing else written, no temp file
 
 
 def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):

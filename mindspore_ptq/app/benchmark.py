@@ -37,9 +37,9 @@ def _fallback(fallback):
     return f"{fallback['count']}/{fallback['of']} ({100 * fallback['count'] / max(fallback['of'], 1):.1f}%)"
 
 
-def cost_table(rows):
-    """Checkpoint size (× the FP16 checkpoint), parameter memory, calibration cost, speed (× fp32)."""
-    fp32, fp16_mb = rows["fp32"], rows["fp16"]["size_mb"]
+def cost_table(rows, fp16_mb):
+    """Checkpoint size (× the FP16 checkpoint of `fp16_mb`), parameter memory, calibration cost, speed (× fp32)."""
+    fp32 = rows["fp32"]
     body = []
     for name, row in rows.items():
         weights, speed = row["memory_mb"]["weights"], row["speed"]
@@ -56,5 +56,5 @@ def cost_table(rows):
     return _table(header, body)
 
 
-def markdown_tables(rows):
-    return accuracy_table(rows) + "\n\n" + cost_table(rows)
+def markdown_tables(rows, fp16_mb):
+    return accuracy_table(rows) + "\n\n" + cost_table(rows, fp16_mb)

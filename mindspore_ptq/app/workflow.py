@@ -9,6 +9,7 @@ from ms_infra.files import write_json_atomic
 from ms_infra.parallel import tp_rank_and_size
 
 from ..io import checkpoint_size_mb, config_path_for, load_quantized, save_quantized
+from ..io.sharding import manifest_path, rank_path
 from ..config import PTQConfig, PTQMode
 from ..datasets import context_windows, get_datasets
 from ..evaluation.resources import peak_rss_mb, reset_peak_rss, rss_mb
@@ -77,6 +78,15 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
         save_report(ptq.report, report_path_for(output_path))
         write_json_atomic(Path(output_path).with_suffix(".json"), summary)
     return summary
+
+
+def output_files(checkpoint):
+    """Every file `quantize_to_checkpoint` writes for `checkpoint` (one process, or per rank under msrun)."""
+    rank, world = tp_rank_and_size()
+    files = [config_path_for(checkpoint), report_path_for(checkpoint), Path(checkpoint).with_suffix(".json")]
+    if world > 1:
+        return files + [rank_path(checkpoint, rank), manifest_path(checkpoint)]
+    return files + [Path(checkpoint)]
 
 
 def deploy_config_for(checkpoint, config=None):

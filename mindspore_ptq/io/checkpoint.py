@@ -3,7 +3,9 @@ from pathlib import Path
 
 import mindspore as ms
 
-from ms_infra.checkpoint import is_runtime_state, load_checkpoint_into, save_checkpoint_atomic, shard_axes
+from ms_infra.checkpoint import (is_runtime_state, load_checkpoint_into, save_checkpoint, save_checkpoint_atomic,
+                                 shard_axes)
+from ms_infra.files import atomic_set
 from ms_infra.parallel import tp_rank_and_size
 
 from ..config import PTQConfig
@@ -11,6 +13,7 @@ from .paths import config_path_for
 from .sharding import rank_path, write_manifest
 
 QUANT_PARAM_SUFFIXES = ("_scale", "_zero_point")  # kept in float32 whatever `float_dtype` is
+DEPLOYMENT_FIELDS = ("backend",)  # chosen at deployment: they do not shape the checkpoint
 
 
 def _stored_value(param, float_dtype):
@@ -35,8 +38,9 @@ def save_quantized(network, path, config, source_checkpoint=None, float_dtype=ms
             write_manifest(path, world, {n: a for n, a in shard_axes(network).items() if n in params})
             config.dump(config_path_for(path))
         return rank_path(path, rank)
-    save_checkpoint_atomic(params, path)
-    config.dump(config_path_for(path))
+    with atomic_set([path, config_path_for(path)]) as (checkpoint_temp, config_temp):  # the pair, or nothing
+        save_checkpoint(params, checkpoint_temp)
+        config.dump(config_temp)
     return path
 
 
@@ -48,6 +52,8 @@ def check_config_matches(checkpoint, config):
                                 "was it written by mindspore_ptq.io.checkpoint.save_quantized?")
     saved = PTQConfig.load(saved_path).quantization_fields()
     wanted = config.quantization_fields()
+    for deployment_choice in DEPLOYMENT_FIELDS:
+        saved.pop(deployment_choice), wanted.pop(deployment_choice)
     differences = [f"{k}: checkpoint {saved.get(k)!r} vs deploy {wanted.get(k)!r}"
                    for k in sorted(set(saved) | set(wanted)) if saved.get(k) != wanted.get(k)]
     if differences:

@@ -1,4 +1,5 @@
 """Model arguments of the portable ParallelLlama, mapped from a MindFormers `model_config`."""
+import difflib
 from dataclasses import dataclass, fields
 
 import mindspore as ms
@@ -13,6 +14,38 @@ def parse_dtype(name, field):
     if name not in _DTYPES:
         raise ValueError(f"model_config.{field}: unknown dtype {name!r}; expected one of {sorted(_DTYPES)}")
     return _DTYPES[name]
+
+
+# MindFormers LlamaConfig keys that tune how MindFormers runs (kernels, memory, parallel layout, generation
+# defaults) or size the FFN: accepted, and nothing in the portable network's maths depends on them.
+ACCEPTED_KEYS = frozenset((
+    "type", "use_past", "use_flash_attention", "block_size", "num_blocks", "is_dynamic", "layernorm_compute_type",
+    "softmax_compute_type", "rotary_dtype", "residual_dtype", "embedding_init_type", "init_method_std",
+    "checkpoint_name_or_path", "offset", "pipeline_stage", "parallel_config", "parallel_optimizer",
+    "fine_grain_interleave", "pp_interleave_num", "qkv_concat", "fused_rms_norm", "rmsnorm_compute_2d",
+    "use_rope_slice", "input_sliced_sig", "llm_backend", "chunk_prefill", "use_attn_mask_compression",
+    "use_eod_attn_mask_compression", "use_ring_attention", "calculate_per_token_loss", "return_hidden_states",
+    "max_position_embedding", "top_k", "top_p", "do_sample", "repetition_penalty", "intermediate_size",
+    "ffn_dim_multiplier", "multiple_of"))
+# Keys that change the maths in ways the portable network does not implement: only these values are accepted.
+UNSUPPORTED_UNLESS = {"qkv_has_bias": (False, None), "attn_proj_has_bias": (False, None),
+                      "extend_method": ("None", None), "scaling_factor": (None, 1.0), "moe_config": (None,),
+                      "quant_config": (None,)}
+
+
+def check_model_config_keys(cfg, known):
+    """Every key is a LlamaArgs field, an accepted MindFormers key, or an unsupported one at a harmless value;
+    a typo (a `thetta`, which would silently give the default rotary base) is named with the nearest key."""
+    vocabulary = sorted(set(known) | ACCEPTED_KEYS | set(UNSUPPORTED_UNLESS))
+    unknown = [key for key in cfg if key not in vocabulary]
+    if unknown:
+        hints = [f"{key!r}" + "".join(f" (did you mean {m!r}?)" for m in difflib.get_close_matches(key, vocabulary, 1))
+                 for key in unknown]
+        raise ValueError(f"model.model_config has unknown field(s): {', '.join(hints)}")
+    for key, allowed in UNSUPPORTED_UNLESS.items():
+        if key in cfg and cfg[key] not in allowed:
+            raise ValueError(f"model.model_config.{key}={cfg[key]!r} is not supported by the portable network "
+                             f"(it supports {' or '.join(map(repr, allowed))})")
 
 
 def ffn_hidden_size(hidden_size, intermediate_size=None, ffn_dim_multiplier=None, multiple_of=256):
@@ -81,6 +114,7 @@ class LlamaArgs:
         if missing:
             raise KeyError(f"model.model_config is missing required field(s): {', '.join(missing)}")
         known = {f.name for f in fields(cls)}
+        check_model_config_keys(cfg, known)
         values = {k: cfg[k] for k in known if cfg.get(k) is not None}
         values["n_kv_heads"] = cfg.get("n_kv_heads") or cfg["num_heads"]
         values["ffn_hidden_size"] = ffn_hidden_size(cfg["hidden_size"], cfg.get("intermediate_size"),

@@ -117,3 +117,34 @@ def test_fp16_checkpoint_loads_into_fp32_network(tmp_path):
     expected = tiny_weights()["lm_head.weight"].astype(np.float16).astype(np.float32)
     np.testing.assert_array_equal(network.lm_head.weight.asnumpy(), expected)
     assert network.lm_head.weight.dtype == ms.float32
+
+
+def test_generation_specs_come_from_the_yaml_model_config(tmp_path):
+    """The guide's evaluation loop asks for top_k, top_p, do_sample and pad_token_id."""
+    helper = MFParallelLlama2Helper(str(write_yaml(tmp_path, with_model(top_k=3, top_p=1.0, do_sample=False))))
+    assert (helper.get_spec("top_k"), helper.get_spec("top_p"), helper.get_spec("do_sample")) == (3, 1.0, False)
+    assert helper.get_spec("pad_token_id") == 0
+    with pytest.raises(KeyError, match="unknown spec 'top_q'.*model_config keys: .*top_k"):
+        helper.get_spec("top_q")
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(thetta=500000.0), "unknown field\\(s\\): 'thetta' \\(did you mean 'theta'\\?\\)"),
+    (dict(qkv_has_bias=True), "qkv_has_bias=True is not supported"),
+], ids=["typo", "unsupported-bias"])
+def test_model_config_keys_that_would_change_the_maths_silently_are_refused(tmp_path, changes, message):
+    with pytest.raises(ValueError, match=message):
+        MFParallelLlama2Helper(str(write_yaml(tmp_path, with_model(**changes))))
+
+
+def test_mindformers_runtime_keys_are_accepted(tmp_path):
+    helper = MFParallelLlama2Helper(str(write_yaml(tmp_path, with_model(use_flash_attention=False, block_size=16,
+                                                                        rotary_dtype="float32"))))
+    assert helper.get_spec("num_heads") == 4
+
+
+def test_a_misspelled_load_checkpoint_key_is_named(tmp_path):
+    data = yaml.safe_load(yaml.safe_dump(TINY_YAML))
+    data["load_checkpiont"] = data.pop("load_checkpoint") or "float.ckpt"
+    with pytest.raises(KeyError, match="'load_checkpiont': did you mean load_checkpoint"):
+        MFParallelLlama2Helper(str(write_yaml(tmp_path, data)))

@@ -28,7 +28,16 @@ def main(argv=None):
     return args.run(args)
 
 
-def console_main():
-    """The `mindspore-ptq` console script: exit status 0 on success (errors raise)."""
-    main()
+# Errors that mean bad input: reported in one line naming the culprit, exit status 2 (argparse's for usage).
+INPUT_ERRORS = (ValueError, KeyError, FileNotFoundError, FileExistsError, PermissionError, TypeError)
+
+
+def console_main(argv=None):
+    """The `mindspore-ptq` console script: exit status 0 on success, 2 with a one-line error for bad input."""
+    try:
+        main(argv)
+    except INPUT_ERRORS as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"mindspore-ptq: error: {message}", file=sys.stderr)
+        return 2
     return 0

@@ -1,4 +1,6 @@
 """python -m mindspore_ptq.app.cli ..."""
-from . import main
+import sys
 
-main()
+from . import console_main
+
+sys.exit(console_main())

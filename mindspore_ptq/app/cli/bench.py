@@ -17,7 +17,7 @@ from pathlib import Path
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
-from ms_infra.files import write_json_atomic, write_text_atomic
+from ms_infra.files import check_outputs, write_json_atomic, write_text_atomic
 
 from ..benchmark import markdown_tables
 from ...io import checkpoint_size_mb
@@ -34,6 +34,9 @@ def add_arguments(parser):
                         help="the FP16 baseline checkpoint (sizes are reported as ratios to it)")
     parser.add_argument("--squad_dir", default=DEFAULT_SQUAD_DIR, help="folder with train-v1.1.json and dev-v1.1.json")
     parser.add_argument("--approaches", nargs="+", default=list(APPROACHES), choices=sorted(ALL_APPROACHES))
+    parser.add_argument("--float_rows", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"],
+                        help="float baselines to evaluate (fp32 is always the reference; the FP16 checkpoint's size "
+                             "is the size yardstick either way)")
     parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
     parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity and KL")
     parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
@@ -42,6 +45,7 @@ def add_arguments(parser):
     parser.add_argument("--speed_prompt_tokens", type=int, default=200, help="prompt length for the speed figures")
     parser.add_argument("--speed_new_tokens", type=int, default=128, help="generated tokens for decode tokens/s")
     parser.add_argument("--reuse", action="store_true", help="keep results already in output_dir (resume a run)")
+    parser.add_argument("--overwrite", action="store_true", help="redo and replace results already in output_dir")
     parser.add_argument("--output_dir", default="outputs/bench")
 
 
@@ -49,10 +53,10 @@ def _command(name, *args):
     return [sys.executable, "-m", "mindspore_ptq.app.cli", name, *args]
 
 
-def _step(command, output, log, reuse):
-    """Run one step in its own process unless `reuse` and its output exists; its stdout goes to `log`."""
-    command = [str(part) for part in command]
-    if not (reuse and Path(output).is_file()):
+def _step(command, output, log, args):
+    """Run one step in its own process unless --reuse and its output exists; its stdout goes to `log`."""
+    command = [str(part) for part in command] + (["--overwrite"] if args.overwrite else [])
+    if not (args.reuse and Path(output).is_file()):
         logger.info("running %s", " ".join(command[2:]))
         with open(log, "w", encoding="utf-8") as stdout:
             subprocess.run(command, check=True, stdout=stdout)
@@ -66,28 +70,43 @@ def _quantize(args, name, directory):
                        "--text_windows", args.calib_text_windows)
     if approach_config(name).needs_calibration_data:
         command.append("--time_float_forward")
-    return _step(command, checkpoint.with_suffix(".json"), directory / "quantize.log", args.reuse)
+    return _step(command, checkpoint.with_suffix(".json"), directory / "quantize.log", args)
 
 
 def _evaluate(args, row, directory, reference):
     dev = f"{args.squad_dir}/dev-v1.1.json"
     common = _command("eval", "--config", args.config, "--load_checkpoint", row["checkpoint"], "--dataset_path", dev)
     squad = _step(common + ["--n_samples", args.n_samples, "--ppl_windows", 0, "--batch_size", 1, "--output",
-                            directory / "squad.json"], directory / "squad.json", directory / "squad.log", args.reuse)
+                            directory / "squad.json"], directory / "squad.json", directory / "squad.log", args)
     # Perplexity/KL, then speed, in one process: its compiled graphs are all batch 1.
     extra = [] if reference is None else ["--reference_checkpoint", reference]
     other = _step(common + ["--n_samples", 0, "--ppl_windows", args.ppl_windows, "--speed_prompt_tokens",
                             args.speed_prompt_tokens, "--speed_new_tokens", args.speed_new_tokens, "--batch_size", 1,
                             "--output", directory / "perplexity.json"] + extra,
-                  directory / "perplexity.json", directory / "perplexity.log", args.reuse)
+                  directory / "perplexity.json", directory / "perplexity.log", args)
     row["squad"] = {k: v for k, v in squad["squad"].items() if k != "predictions"}
     row.update(perplexity=other["perplexity"], speed=other["speed"], memory_mb=other["memory_mb"])
 
 
 def run(args):
     output_dir = Path(args.output_dir)
+    if args.reuse and args.overwrite:
+        raise ValueError("--reuse keeps earlier results and --overwrite replaces them: choose one")
+    if not args.reuse:
+        check_outputs([output_dir / "results.json"], args.overwrite)
+    for flag in ("n_samples", "ppl_windows", "calib_samples", "speed_prompt_tokens", "speed_new_tokens"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"bench compares every row on each measure: --{flag} must be >= 1, "
+                             f"got {getattr(args, flag)}")
+    if not Path(args.fp16_checkpoint).is_file():
+        raise FileNotFoundError(f"--fp16_checkpoint {args.fp16_checkpoint} not found (the size yardstick; "
+                                f"`make convert` writes it)")
+    names = ", ".join(dict.fromkeys(["fp32", *args.float_rows, *args.approaches]))
+    print(f"bench: {args.n_samples} dev questions ({args.squad_dir}), {args.ppl_windows} perplexity windows, "
+          f"{args.calib_samples} calibration samples; rows: {names} -> {output_dir}", flush=True)
     fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
     floats = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
+    floats = {name: floats[name] for name in ("fp32", *args.float_rows)}
     rows = {}
     for name in [*floats, *args.approaches]:  # quantize (PyNative calibration), then deploy and evaluate (GRAPH)
         (output_dir / name).mkdir(parents=True, exist_ok=True)
@@ -104,7 +123,7 @@ def run(args):
     plot_accuracy_vs_size(rows, output_dir / "accuracy_vs_size.png")
     plot_layer_errors(reports, output_dir / "layer_errors.png")
     plot_layer_errors(reports, output_dir / "layer_sensitivity.png", key="sensitivity")
-    tables = markdown_tables(rows)
+    tables = markdown_tables(rows, checkpoint_size_mb(args.fp16_checkpoint))
     write_text_atomic(output_dir / "results.md", f"{tables}\n\n`{meta['command']}` on {meta['machine']}, "
                                                  f"{meta['cpu_count']} CPU cores, MindSpore {meta['mindspore']}\n")
     print(tables)

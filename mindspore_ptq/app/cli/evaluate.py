@@ -9,7 +9,7 @@ mode from the PTQ config beside it.
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
-from ms_infra.files import write_json_atomic
+from ms_infra.files import check_outputs, write_json_atomic
 from ms_infra.parallel import tp_rank_and_size
 
 from ...datasets import load_squad
@@ -38,11 +38,22 @@ def add_arguments(parser):
     parser.add_argument("--speed_new_tokens", type=int, default=128, help="tokens generated for the speed figure")
     parser.add_argument("--batch_size", type=int, default=None, help="prompts generated together (default: YAML's)")
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
-    parser.add_argument("--output", default=None, help="write the results as JSON here")
+    parser.add_argument("--output", default=None,
+                        help="write the results as JSON here (rewritten as each part finishes)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+
+
+def _save(args, results):
+    """Write what is finished so far: a process that dies later (e.g. out of memory) keeps it."""
+    if args.output and tp_rank_and_size()[0] == 0:
+        write_json_atomic(args.output, results)
 
 
 def run(args):
     # 1. Context and network: GRAPH_MODE for deployment.
+    if args.output:
+        check_outputs([args.output], args.overwrite,
+                      inputs=[args.config, args.load_checkpoint, args.reference_checkpoint, args.dataset_path])
     helper = MFParallelLlama2Helper(args.config)
     if args.batch_size:
         helper = helper.with_specs(batch_size=args.batch_size)
@@ -60,6 +71,7 @@ def run(args):
               f"  (MindFormers EmF1Metric: F1 {squad['mf_f1']:.2f}  EM {squad['mf_exact_match']:.2f})"
               f"  {squad['seconds']:.0f} s")
         results["squad"] = squad
+        _save(args, results)
     # 3. Perplexity, and KL / top-1 against the reference network.
     if args.ppl_windows:
         windows = context_windows(args.dataset_path, tokenizer, n_windows=args.ppl_windows)
@@ -68,6 +80,7 @@ def run(args):
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
         print(f"Perplexity ({len(windows)}x512 windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
         results["perplexity"] = ppl
+        _save(args, results)
     # 4. Generation speed at batch 1.
     if args.speed_prompt_tokens:
         text = load_squad(args.dataset_path)[0].context
@@ -76,6 +89,5 @@ def run(args):
         print(f"Speed: prefill {speed['prefill_s']:.3f} s ({speed['prompt_tokens']} tokens), "
               f"decode {speed['decode_tokens_per_s']:.1f} tokens/s")
         results["speed"] = speed
-    if args.output and tp_rank_and_size()[0] == 0:
-        write_json_atomic(args.output, results)
+    _save(args, results)
     return results

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import mindspore as ms
 
+from ms_infra.files import check_outputs
+
 from network_helpers import MFParallelLlama2Helper
 
 from ...config import CalibrationInputs
 from ..presets import ALL_APPROACHES, approach_config
-from ..workflow import quantize_to_checkpoint
+from ..workflow import output_files, quantize_to_checkpoint
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
 
@@ -48,6 +50,7 @@ def add_arguments(parser):
                              "contexts, interleaved with the prompts (ranges then cover text that is not a prompt)")
     parser.add_argument("--output_dir", default=None,
                         help="where to write <approach>.ckpt (default outputs/<approach>)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing quantized checkpoint set")
     parser.add_argument("--time_float_forward", action="store_true",
                         help="also time one float forward pass over the calibration set (calibration cost yardstick)")
 
@@ -65,8 +68,10 @@ def run(args):
     if args.range_mantissa_bits is not None:
         overrides["range_mantissa_bits"] = args.range_mantissa_bits
     output_dir = Path(args.output_dir or f"outputs/{args.approach}")
+    checkpoint = output_dir / f"{args.approach}.ckpt"
+    check_outputs(output_files(checkpoint), args.overwrite, inputs=[helper.config.get("load_checkpoint"), args.config])
     summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
-                                     args.n_samples, output_dir / f"{args.approach}.ckpt", args.template,
+                                     args.n_samples, checkpoint, args.template,
                                      args.time_float_forward, args.text_windows)
     print(f"{args.approach}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
           f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
