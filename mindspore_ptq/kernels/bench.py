@@ -9,7 +9,13 @@
   a8w8 static     A8W8StaticMatMul (per-tensor quantization fused)
   quant+a8w8      QuantPerToken then A8W8MatMul (two calls)
 
+With --attention: `count` (30) decode attentions over int8 KV caches (B=1, H=9, Hkv=3, D=64, L=1024, each its own
+cache, the outputs summed) at the valid lengths given (200 and 1000):
+  portable        reference.kv8_decode_attention (the whole cache dequantized, masked softmax, BatchMatMul)
+  kv8 kernel      KV8DecodeAttention (only the valid prefix read, int8 converted in registers)
+
     python -m mindspore_ptq.kernels.bench [--count 60] [--tokens 1 256] [--repeats 10] [--threads N]
+    python -m mindspore_ptq.kernels.bench --attention [--count 30] [--lengths 200 1000] [--repeats 10]
 """
 import argparse
 import time
@@ -19,7 +25,7 @@ import mindspore as ms
 from mindspore import Parameter, ParameterTuple, Tensor, nn, ops
 
 from . import cpu
-from .reference import pack_int4
+from .reference import kv8_decode_attention, pack_int4
 
 
 class CastMatMul(nn.Cell):
@@ -47,7 +53,7 @@ class QuantThenA8W8(nn.Cell):
 
 
 class Layer(nn.Cell):
-    """One linear: `fn(x, *params)` over this layer's constant tensors."""
+    """One layer: `fn(*inputs, *params)` over this layer's constant tensors."""
 
     def __init__(self, fn, arrays, index):
         super().__init__()
@@ -55,8 +61,8 @@ class Layer(nn.Cell):
         self.params = ParameterTuple([Parameter(Tensor(a), name=f"l{index}_{j}", requires_grad=False)
                                       for j, a in enumerate(arrays)])
 
-    def construct(self, x):
-        return self.fn(x, *self.params)
+    def construct(self, *inputs):
+        return self.fn(*inputs, *self.params)
 
 
 class Chain(nn.Cell):
@@ -64,10 +70,10 @@ class Chain(nn.Cell):
         super().__init__()
         self.layers = nn.CellList([Layer(fn, arrays, i) for i, arrays in enumerate(layer_arrays)])
 
-    def construct(self, x):
+    def construct(self, *inputs):
         total = 0
         for layer in self.layers:
-            total = total + layer(x).sum()
+            total = total + layer(*inputs).sum()
         return total
 
 
@@ -90,32 +96,83 @@ def variants(count, out_features, in_features, rng):
     }
 
 
-def elapsed_ms(cell, x):
+class CacheAttention(nn.Cell):
+    """`fn` (KV8DecodeAttention or the portable reference) with a layer's int8 cache and its scales given last."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def construct(self, query, lengths, softmax_scale, key_cache, value_cache, key_scale, key_zp, value_scale,
+                  value_zp):
+        return self.fn(query, key_cache, value_cache, key_scale, key_zp, value_scale, value_zp, lengths,
+                       softmax_scale)
+
+
+def attention_caches(count, kv_heads, seq, dim, rng):
+    """Per layer: (key_cache, value_cache int8 (1, Hkv, L, D), key_scale, key_zp, value_scale, value_zp)."""
+    channels, layers = (1, kv_heads, 1, dim), []
+    for _ in range(count):
+        key, value = (rng.integers(-128, 128, (1, kv_heads, seq, dim)).astype(np.int8) for _ in range(2))
+        scale = [(rng.random(channels) * 0.02 + 0.005).astype(np.float32) for _ in range(2)]
+        zp = [rng.integers(-20, 20, channels).astype(np.float32) for _ in range(2)]
+        layers.append((key, value, scale[0], zp[0], scale[1], zp[1]))
+    return layers
+
+
+def elapsed_ms(cell, *inputs):
     start = time.perf_counter()
-    cell(x).asnumpy()
+    cell(*inputs).asnumpy()
     return 1e3 * (time.perf_counter() - start)
 
 
 def best_time_ms(cell, x, repeats):
-    """The fastest of `repeats` runs, after one that compiles and warms up."""
-    elapsed_ms(cell, x)
-    return min(elapsed_ms(cell, x) for _ in range(repeats))
+    """The fastest of `repeats` runs of cell(*x) (cell(x) for a tensor), after one that compiles and warms up."""
+    inputs = x if isinstance(x, tuple) else (x,)
+    elapsed_ms(cell, *inputs)
+    return min(elapsed_ms(cell, *inputs) for _ in range(repeats))
+
+
+def attention_bench(count=30, lengths=(200, 1000), repeats=10, heads=9, kv_heads=3, seq=1024, dim=64, seed=0):
+    """(length, name) -> ms of `count` decode attentions over int8 caches in GRAPH_MODE; printed as it goes."""
+    rng = np.random.default_rng(seed)
+    caches = attention_caches(count, kv_heads, seq, dim, rng)
+    chains = {"portable": Chain(CacheAttention(kv8_decode_attention), caches),
+              "kv8 kernel": Chain(CacheAttention(cpu.KV8DecodeAttention()), caches)}
+    query = Tensor(rng.standard_normal((1, heads, 1, dim)).astype(np.float32))
+    softmax_scale = Tensor(np.array([dim ** -0.5], np.float32))
+    results = {}
+    for length in lengths:
+        inputs = (query, Tensor(np.array([length], np.int32)), softmax_scale)
+        for name, chain in chains.items():
+            results[(length, name)] = best_time_ms(chain, inputs, repeats)
+        base = results[(length, "portable")]
+        for name in chains:
+            value = results[(length, name)]
+            print(f"{count} attentions, length {length:>4} of {seq}  {name:<10} {value:9.2f} ms  "
+                  f"({value / base:.2f}x portable)")
+    return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=60, help="weights in the chain")
+    parser.add_argument("--count", type=int, default=None, help="weights in the chain (60; attentions: 30)")
     parser.add_argument("--tokens", type=int, nargs="+", default=[1, 256])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--threads", type=int, default=None, help="kernel threads (default: cpu.default_threads())")
     parser.add_argument("--only", nargs="+", default=None, help="run only these variants")
+    parser.add_argument("--attention", action="store_true", help="time the int8 KV-cache decode attention instead")
+    parser.add_argument("--lengths", type=int, nargs="+", default=[200, 1000], help="valid cache lengths (--attention)")
     args = parser.parse_args(argv)
     ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
     if args.threads:
         cpu.set_threads(args.threads)
+    if args.attention:
+        print(f"kernel threads {cpu.threads()}")
+        return attention_bench(args.count or 30, args.lengths, args.repeats)
     print(f"kernel threads {cpu.threads()}, a8w8 isa {cpu.isa()}, prefill GEMM from {cpu.prefill_min_tokens()} tokens")
     rng = np.random.default_rng(0)
-    table = variants(args.count, 1536, 576, rng)
+    table = variants(args.count or 60, 1536, 576, rng)
     results = {}
     for tokens in args.tokens:
         x = Tensor(rng.standard_normal((tokens, 576)).astype(np.float32))

@@ -32,7 +32,7 @@ constexpr int kIsaAvx512Vnni = 1;
 constexpr int64_t kMinWorkPerThread = 1 << 15;  // multiply-adds below which another thread does not pay off
 constexpr int64_t kPrefillMinTokens = 16;        // from this many tokens on, linears run a panel GEMM
 constexpr int kPanel = 16;                       // output columns of one GEMM panel
-constexpr int kBadParamCount = 1, kBadZeroPoint = 2;  // AOT error codes
+constexpr int kBadParamCount = 1, kBadZeroPoint = 2, kBadLength = 3;  // AOT error codes
 
 extern std::atomic<int> g_threads;  // threads per kernel call, the caller included (ptq_set_threads)
 extern std::atomic<int> g_isa;      // kIsaAvx2 or kIsaAvx512Vnni (ptq_set_isa)

@@ -2,7 +2,8 @@
 
 These are what the kernels must match and what callers run where `kernels_available()` is False. Integer
 accumulation is exact (int32 MatMul); float results differ from the kernels only in summation order (the A8W8
-ones not at all). `pack_int4` is the deploy-time numpy helper that packs the W4 kernel's weight.
+ones not at all; the int8 KV-cache attention also in its exponential, about 2e-7 relative). `pack_int4` is the
+deploy-time numpy helper that packs the W4 kernel's weight.
 """
 import numpy as np
 import mindspore as ms
@@ -84,3 +85,22 @@ def a8w8_dynamic_matmul(x, weight, w_scale):
 def a8w8_static_matmul(x, scale, zp, weight, w_scale):
     """float((quant_static(x) - zp) @ weight.T) * (scale * w_scale); scale, zp (1,) float32."""
     return _centred_matmul(quant_static(x, scale, zp), zp.astype(ms.int32), weight) * (scale * w_scale)
+
+
+def kv8_decode_attention(query, key_cache, value_cache, key_scale, key_zero_point, value_scale, value_zero_point,
+                         lengths, softmax_scale):
+    """One decode step's attention over an int8 KV cache, the whole cache dequantized and positions >= length
+    masked out: query f32 (B, H, 1, D); caches int8 (B, Hkv, L, D), query head h reading kv head h // (H / Hkv);
+    scales and zero points f32 (1, Hkv, 1, D) (k = (k_q - zp) * scale); lengths int32 (B,) in [1, L];
+    softmax_scale f32 (1,) -> context f32 (B, H, 1, D) = softmax(q . k_j * softmax_scale, j < length) @ v."""
+    batch, heads, _, dim = query.shape
+    kv_heads, seq = key_cache.shape[1], key_cache.shape[2]
+    key = (key_cache.astype(ms.float32) - key_zero_point) * key_scale
+    value = (value_cache.astype(ms.float32) - value_zero_point) * value_scale
+    q = query.reshape(batch, kv_heads, heads // kv_heads, dim)  # the query heads of each kv head
+    scores = ops.BatchMatMul(transpose_b=True)(q, key) * softmax_scale  # (B, Hkv, n_rep, L)
+    valid = (ops.arange(seq, dtype=ms.int32).reshape(1, seq) < lengths.reshape(batch, 1)).reshape(batch, 1, 1, seq)
+    scores = ops.where(valid, scores, ops.full_like(scores, -np.inf))
+    weights = ops.exp(scores - ops.amax(scores, -1, keepdims=True))
+    weights = weights / ops.sum(weights, -1, keepdim=True)
+    return ops.BatchMatMul()(weights, value).reshape(batch, heads, 1, dim)

@@ -12,7 +12,7 @@ import mindspore as ms
 from ..config import BackendTarget, Granularity
 from .ascend import AscendA8W8DynamicMatMul, AscendW8MatMul
 from .build import kernels_available
-from .cpu import A8W8DynamicMatMul, A8W8StaticMatMul, W8MatMul
+from .cpu import A8W8DynamicMatMul, A8W8StaticMatMul, KV8DecodeAttention, W8MatMul
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +41,9 @@ def linear_kernel(activation, backend, split_tokens=False):
             logger.info("no Ascend kernel for %s activations: portable ops", getattr(activation, "value", "no"))
         return None
     return kernel()
+
+
+def kv_attention_kernel(backend):
+    """A kernel cell that attends a decode step over an int8 KV cache's valid prefix, or None (the cache then
+    dequantizes itself for the network's attention)."""
+    return KV8DecodeAttention() if backend is BackendTarget.NONE and _cpu_kernels() else None

@@ -14,6 +14,8 @@ from mindspore import Parameter, Tensor, ops
 from .. import quant_functions as qf
 from ..cell_plan import CellPlan
 from ..cells.wrapper import QuantWrapper
+from ..config import PTQMode
+from ..kernels.select import kv_attention_kernel
 from ..observers import MinMaxObserver
 from .kind import CellKind
 
@@ -25,17 +27,28 @@ class Int8KVCache:
     x' = (q - zp) * scale."""
     scheme = "KV int8 static per-channel asymmetric"
 
-    def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
+    def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32, attention=None):
         super().__init__(batch_size, n_kv_heads, seq_length, head_dim, dtype)
         shape = (1, n_kv_heads, 1, head_dim)
         for name in SCALE_NAMES:
             setattr(self, name, Parameter(Tensor(np.zeros(shape), ms.float32), name=name, requires_grad=False))
+        self.attention, self.fused_decode = attention, attention is not None
 
     @classmethod
-    def from_float(cls, float_cache):
-        """An empty int8 cache of the same class and shape as `float_cache`."""
+    def from_float(cls, float_cache, attention=None):
+        """An empty int8 cache of the same class and shape as `float_cache`; with an `attention` kernel (see
+        kernels.select) decode steps attend the int8 cache directly, over the valid prefix only."""
         batch, heads, seq, dim = float_cache.key_cache.shape
-        return int8_cache_class(type(float_cache))(batch, heads, seq, dim, float_cache.key_cache.dtype)
+        return int8_cache_class(type(float_cache))(batch, heads, seq, dim, float_cache.key_cache.dtype, attention)
+
+    def decode_attention(self, query, key, value, lengths, scale):
+        """Store a decode step's key/value at position length-1, then attend positions [0, length) of the int8
+        cache with the kernel: no dequantized copy of the cache."""
+        key_cache, value_cache = self.write(self.encode_key(key), self.encode_value(value),
+                                            lengths.astype(ms.int32).reshape(-1, 1) - 1)
+        return self.attention(query.astype(ms.float32), key_cache, value_cache, self.key_scale, self.key_zero_point,
+                              self.value_scale, self.value_zero_point, lengths.astype(ms.int32),
+                              Tensor([scale], ms.float32))
 
     @staticmethod
     def storage_dtype(compute_dtype):
@@ -85,6 +98,7 @@ def _channels(x):
 class KVCacheQuantWrapper(QuantWrapper):
     """Stands in for a float KV cache: observes keys/values (running min/max), then runs the int8 cache."""
     kind = "kv_cache"
+    fused_decode = False  # calibration runs full forwards only
 
     def __init__(self, name, float_cell, plan):
         super().__init__(name, float_cell, plan)
@@ -101,7 +115,8 @@ class KVCacheQuantWrapper(QuantWrapper):
 
 
 def plan(path, relative_path, config, foldable):
-    return CellPlan(path, "kv_cache", range_mantissa_bits=config.calibration.range_mantissa_bits)
+    return CellPlan(path, "kv_cache", range_mantissa_bits=config.calibration.range_mantissa_bits,
+                    kernel_backend=config.backend if config.mode is PTQMode.DEPLOY else None)
 
 
 def quantize_kv_cache(wrapper):
@@ -126,7 +141,8 @@ def facts(cell):
 
 
 def empty_cell(wrapper):
-    return Int8KVCache.from_float(wrapper.float_cell)
+    backend = wrapper.plan.kernel_backend
+    return Int8KVCache.from_float(wrapper.float_cell, None if backend is None else kv_attention_kernel(backend))
 
 
 KIND = CellKind("kv_cache", KVCacheQuantWrapper, enabled_by=("kv_cache", "kvcache_quant_dtype"), plan=plan,

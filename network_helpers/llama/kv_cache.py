@@ -20,8 +20,11 @@ class StaticKVCache(nn.Cell):
     `construct(key, value, batch_valid_length)` stores the new key/value (B, H, S, D) and returns the keys and
     values attention must use: the new ones for a full or prefill pass (S > 1 or no length given) and the whole
     cache for a decode step (S == 1, lengths (B,)) or a prefill chunk (`batch_valid_length` then holds the
-    chunk's cache positions, (B, S)). Subclasses change how values are stored through `encode`/`decode`.
+    chunk's cache positions, (B, S)). Subclasses change how values are stored through `encode`/`decode`; one
+    with `fused_decode` True also attends a decode step itself: `decode_attention(query, key, value, lengths,
+    scale)` stores the step (`write`) and returns the attention context (B, H, 1, D).
     """
+    fused_decode = False
 
     def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
         super().__init__()
@@ -65,9 +68,13 @@ class StaticKVCache(nn.Cell):
             return key_out, value_out
         return self._write_and_read(stored_key, stored_value, batch_valid_length.reshape(-1, 1) - 1, key.dtype)
 
+    def write(self, stored_key, stored_value, positions):
+        """Write encoded keys/values (B, H, S, D) at cache `positions` (B, S); returns the updated caches."""
+        indices = scatter_indices(positions, self.n_kv_heads)
+        return (ops.scatter_nd_update(self.key_cache, indices, stored_key),
+                ops.scatter_nd_update(self.value_cache, indices, stored_value))
+
     def _write_and_read(self, stored_key, stored_value, positions, dtype):
         """Write the stored key/value at `positions` (B, S); return the whole decoded cache."""
-        indices = scatter_indices(positions, self.n_kv_heads)
-        key_cache = ops.scatter_nd_update(self.key_cache, indices, stored_key)
-        value_cache = ops.scatter_nd_update(self.value_cache, indices, stored_value)
+        key_cache, value_cache = self.write(stored_key, stored_value, positions)
         return self.decode_key(key_cache, dtype), self.decode_value(value_cache, dtype)

@@ -50,6 +50,10 @@ class ParallelAttention(nn.Cell):
         query = apply_rotary(self._heads(self.wq(x), self.n_heads), cos, sin, self.rotate_half)
         key = apply_rotary(self._heads(self.wk(x), self.n_kv_heads), cos, sin, self.rotate_half)
         value = self._heads(self.wv(x), self.n_kv_heads)
+        if self.kv_cache.fused_decode and seq == 1 and batch_valid_length is not None \
+                and batch_valid_length.ndim == 1:  # a decode step the cache attends itself (e.g. int8, prefix only)
+            context = self.kv_cache.decode_attention(query, key, value, batch_valid_length, self.scale)
+            return self.wo(context.reshape(batch, seq, self.n_heads * self.head_dim).astype(x.dtype))
         key, value = self.kv_cache(key, value, batch_valid_length)
         # query heads h = g * n_rep + r share kv head g: fold the n_rep queries of a group into rows.
         query = query.reshape(batch, self.n_kv_heads, self.n_rep * seq, self.head_dim)

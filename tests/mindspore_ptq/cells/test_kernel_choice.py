@@ -21,7 +21,7 @@ RNG = np.random.default_rng(5)
 CALIBRATION = [RNG.integers(1, 90, (1, 40)).astype(np.int32) for _ in range(3)]
 PROBE = Tensor(RNG.integers(1, 90, (1, 24)).astype(np.int32))
 # Relative tolerance against the portable path: W8 sums in another order (float), A8W8 is integer arithmetic.
-TOLERANCE = {"a16w8": 1e-5, "a8w8c8": 1e-5, "a8w8c8_per_token": 1e-5}
+TOLERANCE = {"a16w8": 1e-5, "a8w8c8": 1e-5, "a8w8c8_per_token": 1e-5, "c8": 1e-5}
 
 
 def deployed(name, backend, checkpoint):
@@ -52,6 +52,8 @@ def checkpoint(request, tmp_path_factory):
 @pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler: the portable path is the one that runs")
 def test_cpu_kernels_run_in_graph_mode_and_match_the_portable_path(checkpoint):
     name, path = checkpoint
+    if name == "c8":
+        pytest.skip("c8 has no int8 linears (its decode attention kernel is tested below)")
     assert kernels_available()
     portable, fast = deployed(name, BackendTarget.PORTABLE, path), deployed(name, BackendTarget.NONE, path)
     assert all(cell.kernel is None for cell in linears(portable))
@@ -77,3 +79,27 @@ def test_ascend_backend_builds_the_ascend_bindings(tmp_path):
     ptq.apply(network)
     kernels = {type(c.wrapper.quantized.kernel) for c in ptq.cells if c.kind == "linear"}
     assert kernels == {AscendA8W8DynamicMatMul}
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="no C++ compiler: the portable path is the one that runs")
+def test_int8_kv_cache_decode_steps_attend_with_the_kernel_like_the_portable_path(checkpoint):
+    """Decode steps of a C8 network read the int8 cache's valid prefix in the kernel; logits as portable."""
+    name, path = checkpoint
+    if not name.endswith("c8"):
+        pytest.skip("no int8 KV cache")
+    portable, fast = deployed(name, BackendTarget.PORTABLE, path), deployed(name, BackendTarget.NONE, path)
+    caches = [cell for _, cell in fast.cells_and_names() if hasattr(cell, "fused_decode") and cell.fused_decode]
+    assert len(caches) == 2  # one per decoder layer
+    ms.set_context(mode=ms.GRAPH_MODE)
+    prompt = list(PROBE.asnumpy()[0, :10])
+    logits = []
+    for network in (portable, fast):
+        network.generate([prompt], max_new_tokens=1, eos_token_id=-1)  # prefill the cache
+        steps = [network(Tensor([[tok]], ms.int32), Tensor([len(prompt) + 1 + i], ms.int32)).asnumpy()
+                 for i, tok in enumerate((5, 17, 33))]
+        logits.append(np.stack(steps))
+    calls = kernel_calls()
+    np.testing.assert_array_equal(fast.generate([prompt], max_new_tokens=4, eos_token_id=-1)[0],
+                                  portable.generate([prompt], max_new_tokens=4, eos_token_id=-1)[0])
+    assert kernel_calls() > calls
+    np.testing.assert_allclose(logits[1], logits[0], atol=1e-4 * np.abs(logits[0]).max())
