@@ -44,11 +44,11 @@ def prefill(network, batch, lengths, chunk):
     graph for any prompt length); returns the logits (B, V) at each row's last prompt token."""
     args = network.args
     chunk = min(chunk, args.seq_length)
-    width = max(chunk, batch.shape[1])
-    padded = np.full((batch.shape[0], width), args.pad_token_id, np.int32)
+    starts = chunk_starts(int(lengths.max()), chunk, args.seq_length)
+    padded = np.full((batch.shape[0], max(starts) + chunk), args.pad_token_id, np.int32)  # every chunk full width
     padded[:, :batch.shape[1]] = batch
     logits = None
-    for start in chunk_starts(int(lengths.max()), chunk, args.seq_length):
+    for start in starts:
         starts = np.full(len(lengths), start, np.int32)
         chunk_logits = network(Tensor(padded[:, start:start + chunk]), Tensor(lengths), Tensor(starts)).asnumpy()
         holds_last = (start <= lengths - 1) & (lengths - 1 < start + chunk)

@@ -110,3 +110,20 @@ def test_top_p_one_over_a_large_flat_vocabulary_samples_a_real_token():
     assert np.cumsum(np.full(49152, 1 / 49152, np.float32))[-1] < 1.0  # the condition that crashed
     tokens = choose_tokens(logits, np.random.default_rng(0), True, 1.0, 0, 1.0)
     assert tokens.shape == (1,) and 0 <= tokens[0] < 49152
+
+
+def test_every_prefill_chunk_has_the_same_width_so_graph_mode_compiles_one_graph():
+    """A narrower last chunk would be a new input shape, hence a new GRAPH_MODE graph (and its memory) per
+    prompt length."""
+    net, widths = build_tiny(), []
+
+    class Recording:
+        args = net.args
+
+        def __call__(self, ids, lengths, starts):
+            widths.append(ids.shape[1])
+            return net(ids, lengths, starts)
+
+    for length in (5, 20, 37, 60):
+        prefill(Recording(), np.ones((1, length), np.int32), np.array([length], np.int32), 16)
+    assert set(widths) == {16} and len(widths) == 1 + 2 + 3 + 4
