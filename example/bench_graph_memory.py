@@ -1,8 +1,9 @@
 """Process memory of a deployed network in GRAPH_MODE as prefill graphs of growing width are compiled.
 
-Generation compiles one prefill graph per 128-token bucket and one decode graph. On MindSpore's CPU backend each
-graph keeps all its intermediates (the attention scores grow with width squared), so the resident memory of an
-evaluation is the sum over the buckets its prompts reach, not the weights alone.
+On MindSpore's CPU backend each compiled graph keeps all its intermediates (the attention scores grow with width
+squared), so a process that compiles one prefill graph per prompt width holds the sum of them. This is why
+generation prefills in fixed-width chunks (one prefill graph and one decode graph, whatever the prompts): the
+script shows what the one-shot prefill graphs of each width would cost.
 
     python example/bench_graph_memory.py [--load_checkpoint outputs/a16w8/a16w8.ckpt] [--output memory.json]
 """

@@ -4,12 +4,10 @@
     WORKERS=3 bash example/ptq/msrun.sh example/ptq/dump_logits.py \
         --config example/configs/predict_smollm2_135m_mp3.yaml --output outputs/logits_tp3.npy
 """
-import argparse
-
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.app.cli.common import add_config_argument, add_dev_window_arguments
+from mindspore_ptq.app.cli.common import parse_window_script
 from mindspore_ptq.evaluation import context_windows
 from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
@@ -17,12 +15,8 @@ from ms_infra.parallel import tp_rank_and_size
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_argument(parser)
-    parser.add_argument("--load_checkpoint", default=None, help="float or quantized checkpoint (default: YAML's)")
-    add_dev_window_arguments(parser)
-    parser.add_argument("--output", required=True, help=".npy file (written by rank 0)")
-    args = parser.parse_args(argv)
+    args = parse_window_script(__doc__, argv, "float or quantized checkpoint (default: YAML's)",
+                               ".npy file (written by rank 0)", output_required=True)
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.GRAPH_MODE)
     network = load_network(helper, args.load_checkpoint)

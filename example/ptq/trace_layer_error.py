@@ -10,12 +10,10 @@ then the KL divergence and top-1 agreement of the next-token distributions on th
     python example/ptq/trace_layer_error.py --load_checkpoint outputs/a8w8c8_auto/a8w8c8_auto.ckpt \
         --windows 2 --output outputs/a8w8c8_auto/layer_error.json
 """
-import argparse
-
 import numpy as np
 import mindspore as ms
 
-from mindspore_ptq.app.cli.common import add_config_argument, add_dev_window_arguments
+from mindspore_ptq.app.cli.common import parse_window_script
 from mindspore_ptq.evaluation import context_windows, evaluate_perplexity
 from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
@@ -45,12 +43,8 @@ def trace(float_network, quant_network, layout, ids):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_argument(parser)
-    parser.add_argument("--load_checkpoint", required=True, help="quantized checkpoint (its PTQ config beside it)")
-    add_dev_window_arguments(parser)
-    parser.add_argument("--output", default=None, help="write the per-layer errors as JSON here")
-    args = parser.parse_args(argv)
+    args = parse_window_script(__doc__, argv, "quantized checkpoint (its PTQ config beside it)",
+                               "write the per-layer errors as JSON here", checkpoint_required=True)
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE)
     float_network, quant_network = load_network(helper), load_network(helper, args.load_checkpoint)

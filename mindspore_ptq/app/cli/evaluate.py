@@ -14,7 +14,7 @@ from ms_infra.parallel import tp_rank_and_size
 
 from ...datasets import load_squad
 from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad
-from ...evaluation.resources import parameter_memory_mb
+from ...evaluation.resources import parameter_memory_mb, peak_rss_mb
 from ...evaluation.speed import generation_speed
 from ..presets import ALL_APPROACHES, approach_config
 from ..workflow import load_network
@@ -44,7 +44,9 @@ def add_arguments(parser):
 
 
 def _save(args, results):
-    """Write what is finished so far: a process that dies later (e.g. out of memory) keeps it."""
+    """Write what is finished so far, with the process's peak resident memory: a process that dies later (e.g.
+    out of memory) keeps it."""
+    results["peak_rss_mb"] = peak_rss_mb()
     if args.output and tp_rank_and_size()[0] == 0:
         write_json_atomic(args.output, results)
 
