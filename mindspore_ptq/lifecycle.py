@@ -30,9 +30,9 @@ class CalibratedCell:
 
 class Step:
     """Base of the algorithm steps: every hook does nothing. `summary`: what the step decided, as plain data
-    (PTQ.summaries); `name`: its key there."""
+    (PTQ.summaries; None: nothing to say); `name`: its key there."""
     name = "step"
-    summary = {}
+    summary = None
 
     def on_deploy(self, network, layout):
         """DEPLOY mode, before the quantized cells are built."""
