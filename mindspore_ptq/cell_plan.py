@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Optional
 
-from .config import BackendTarget, Granularity, RangeObserver
+from .config import BackendTarget, Granularity, PTQMode, RangeObserver
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,8 @@ def layer_override(path, config):
 def blacklist_entry(path, blacklist):
     """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
     return next((entry for entry in blacklist if entry in path), None)
+
+
+def kernel_backend_for(config):
+    """The backend whose kernels deployed cells run: the config's in DEPLOY, none while calibrating."""
+    return config.backend if config.mode is PTQMode.DEPLOY else None

@@ -11,6 +11,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
+from ms_infra.ops import linear
 from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
@@ -20,13 +21,6 @@ from ..kernels.select import linear_kernel
 
 def _zeros(shape, dtype):
     return Tensor(np.zeros(shape), dtype)
-
-
-def linear(x, weight, compute_dtype):
-    """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul in `compute_dtype`."""
-    x, weight = x.astype(compute_dtype), weight.astype(compute_dtype)
-    out = ops.MatMul(transpose_b=True)(x.reshape(-1, x.shape[-1]), weight)
-    return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 class WeightQuantLinear(nn.Cell):

@@ -12,9 +12,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, ops
 
 from .. import quant_functions as qf
-from ..cell_plan import CellPlan
+from ..cell_plan import CellPlan, kernel_backend_for
 from ..cells.wrapper import QuantWrapper
-from ..config import PTQMode
 from ..kernels.select import kv_attention_kernel
 from ..observers import MinMaxObserver
 from .kind import CellKind
@@ -116,7 +115,7 @@ class KVCacheQuantWrapper(QuantWrapper):
 
 def plan(path, relative_path, config, foldable):
     return CellPlan(path, "kv_cache", range_mantissa_bits=config.calibration.range_mantissa_bits,
-                    kernel_backend=config.backend if config.mode is PTQMode.DEPLOY else None)
+                    kernel_backend=kernel_backend_for(config))
 
 
 def quantize_kv_cache(wrapper):

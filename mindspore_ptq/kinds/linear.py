@@ -3,10 +3,10 @@ round to nearest, rebuilt empty for DEPLOY, and described in the report."""
 import numpy as np
 
 from .. import quant_functions as qf
-from ..cell_plan import CellPlan, layer_override
+from ..cell_plan import CellPlan, kernel_backend_for, layer_override
 from ..cells.linear import deployed_linear
 from ..cells.linear_wrapper import LinearQuantWrapper
-from ..config import ACTIVATION_OF, Granularity, LayerPrecision, PTQMode, RangeObserver
+from ..config import ACTIVATION_OF, Granularity, LayerPrecision, RangeObserver
 from ..distributed import tp_max, tp_min
 from ..observers import RANGE_OBSERVERS
 from .kind import CellKind
@@ -25,7 +25,7 @@ def plan(path, relative_path, config, foldable):
     return CellPlan(path, "linear", activation, smooth_multiply=smooth and relative_path not in foldable,
                     range_observer=observer.value, clip_percentile=activations.clip_percentile,
                     range_mantissa_bits=config.calibration.range_mantissa_bits, keep_samples=keep,
-                    kernel_backend=config.backend if config.mode is PTQMode.DEPLOY else None)
+                    kernel_backend=kernel_backend_for(config))
 
 
 def weight_abs_max(wrapper, weight):

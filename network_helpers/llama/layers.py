@@ -8,6 +8,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import initializer
 
+from ms_infra.ops import linear
 from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 
@@ -23,16 +24,6 @@ class RMSNorm(nn.Cell):
         x32 = x.astype(ms.float32)
         norm = x32 * ops.rsqrt(ops.mean(ops.square(x32), -1, keep_dims=True) + self.eps)
         return (norm * self.weight.astype(ms.float32)).astype(x.dtype)
-
-
-def linear(x, weight, compute_dtype):
-    """x @ weight^T for x (..., in) and weight (out, in), as one 2-D MatMul without materialising weight^T."""
-    if x.dtype != compute_dtype:
-        x = x.astype(compute_dtype)
-    if weight.dtype != compute_dtype:
-        weight = weight.astype(compute_dtype)
-    out = ops.MatMul(transpose_b=True)(x.reshape(-1, x.shape[-1]), weight)
-    return out.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 class _ParallelLinear(nn.Cell):
