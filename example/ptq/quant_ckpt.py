@@ -1,6 +1,7 @@
 """Quantize with PTQ and save the checkpoint: `mindspore-ptq quantize` as a script (same code, same options).
 
     python example/ptq/quant_ckpt.py --approach a8w8c8 --n_samples 64 --output_dir outputs/a8w8c8
+    python example/ptq/quant_ckpt.py -c CONFIG.yaml -q smooth_quant -t squad1.1 -s train-v1.1.json  # Golden Stick 0.6
 """
 import sys
 

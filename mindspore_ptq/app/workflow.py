@@ -33,12 +33,13 @@ def interleave(first, second):
     return mixed + list(first[shorter:]) + list(second[shorter:])
 
 
-def calibration_samples(helper, dataset_path, n_samples, template="squad_3shot", text_windows=0, window=512):
-    """Calibration input ids, (1, S) arrays: `n_samples` train questions rendered with `template` plus their
-    gold answer, interleaved with `text_windows` plain-text windows of the same file's contexts (so that ranges
-    and the held-out slice also see text that is not a prompt)."""
+def calibration_samples(helper, dataset_path, n_samples, template="squad_3shot", text_windows=0, window=512,
+                        dataset_type="squad1.1"):
+    """Calibration input ids, (1, S) arrays: `n_samples` train questions of the `dataset_type` file rendered with
+    `template` plus their gold answer, interleaved with `text_windows` plain-text windows of the same file's
+    contexts (so that ranges and the held-out slice also see text that is not a prompt)."""
     tokenizer = helper.create_tokenizer()
-    dataset = get_datasets("squad1.1", dataset_path, "train", 1, helper.get_spec("seq_length"), 0, tokenizer,
+    dataset = get_datasets(dataset_type, dataset_path, "train", 1, helper.get_spec("seq_length"), 0, tokenizer,
                            helper.get_spec("ignore_token_id"), 1, False, n_samples=n_samples, template=template)
     prompts = [item["input_ids"] for item in dataset.create_dict_iterator(output_numpy=True)]
     if not text_windows:
@@ -48,7 +49,7 @@ def calibration_samples(helper, dataset_path, n_samples, template="squad_3shot",
 
 
 def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path, template="squad_3shot",
-                           time_float_forward=False, text_windows=0):
+                           time_float_forward=False, text_windows=0, dataset_type="squad1.1"):
     """Calibrate the helper's float network in PyNative on SQuAD train samples (see `calibration_samples`),
     convert, save the checkpoint, its config and the per-layer report (<name>.report.json) beside it.
 
@@ -59,7 +60,8 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     network = helper.create_network()
     samples = None
     if config.needs_calibration_data:
-        samples = calibration_samples(helper, dataset_path, n_samples, template, text_windows)
+        samples = calibration_samples(helper, dataset_path, n_samples, template, text_windows,
+                                      dataset_type=dataset_type)
     summary = {"scheme": config.name, "n_samples": len(samples) if samples else 0}
     if time_float_forward and samples:
         summary["float_forward_seconds"] = _float_forward_seconds(network, samples)

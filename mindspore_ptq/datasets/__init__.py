@@ -1,7 +1,8 @@
 """Datasets for calibration and evaluation: SQuAD v1.1 and its prompt templates."""
-from .registry import get_datasets, register_dataset
-from .squad import SquadExample, context_windows, load_squad, pad_token_id_of  # also registers the 'squad1.1' builder
+from .registry import DATASETS, get_datasets, register_dataset
+from .squad import (SquadExample, context_windows, create_squad_dataset, load_squad,  # also registers 'squad1.1'
+                    pad_token_id_of)
 from .templates import PROMPT_TEMPLATES, TemplateContext, register_template
 
-__all__ = ['get_datasets', 'register_dataset', 'load_squad', 'context_windows', 'SquadExample', 'pad_token_id_of',
-           'PROMPT_TEMPLATES', 'TemplateContext', 'register_template']
+__all__ = ['DATASETS', 'get_datasets', 'register_dataset', 'create_squad_dataset', 'load_squad', 'context_windows',
+           'SquadExample', 'pad_token_id_of', 'PROMPT_TEMPLATES', 'TemplateContext', 'register_template']

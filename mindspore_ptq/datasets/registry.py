@@ -1,7 +1,9 @@
 """Dataset builders, registered by name and chosen by `get_datasets`."""
+from types import MappingProxyType
 from typing import Callable, Dict
 
 _BUILDERS: Dict[str, Callable] = {}  # lower-case dataset name -> builder; the one registry
+DATASETS = MappingProxyType(_BUILDERS)  # read-only view; add entries with `register_dataset`
 
 
 def register_dataset(name: str) -> Callable[[Callable], Callable]:

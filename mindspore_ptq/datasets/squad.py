@@ -141,6 +141,22 @@ def build_squad(ds_path, mode, batch_size, seq_length, max_new_tokens, tokenizer
                      ignore_token_id, repeat)
 
 
+_GOLDEN_STICK_MODES = {'eval': 'eval', 'test': 'eval', 'train': 'train'}
+
+
+def create_squad_dataset(ds_path, mode, bs, seq_length, tokenizer, ignore_token_id=-100, repeat=1, need_pad=True,
+                         n_samples=-1, add_special_tokens=True):
+    """Golden Stick 0.6's SQuAD entry point (its arguments and defaults) over `build_squad`: 'test' means 'eval',
+    no generation budget is reserved, and eval labels are padded with the pad token (not `ignore_token_id`) so
+    that they decode, as there. Prompts use `build_squad`'s default template."""
+    if mode not in _GOLDEN_STICK_MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {sorted(_GOLDEN_STICK_MODES)}")
+    mode = _GOLDEN_STICK_MODES[mode]
+    label_pad = pad_token_id_of(tokenizer) if mode == 'eval' else ignore_token_id
+    return build_squad(ds_path, mode, bs, seq_length, 0, tokenizer, label_pad, repeat=repeat, need_pad=need_pad,
+                       n_samples=n_samples, add_special_tokens=add_special_tokens)
+
+
 def _check_positive(**values: int) -> None:
     for name, value in values.items():
         if not isinstance(value, int) or value < 1:

@@ -13,7 +13,7 @@ def add_dev_window_arguments(parser, windows=2):
 
 
 def add_config_argument(parser):
-    parser.add_argument("--config", default=DEFAULT_CONFIG,
+    parser.add_argument("--config", "--config_path", "-c", dest="config", default=DEFAULT_CONFIG,
                         help=f"MindFormers YAML of the network (default: {DEFAULT_CONFIG}, SmolLM2-135M)")
 
 

@@ -16,17 +16,18 @@ from ...datasets import load_squad
 from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad
 from ...evaluation.resources import parameter_memory_mb, peak_rss_mb
 from ...evaluation.speed import generation_speed
-from ..presets import ALL_APPROACHES, approach_config
 from ..workflow import load_network
+from .approach import add_approach_arguments, resolve_approach
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
 
 def add_arguments(parser):
     add_config_argument(parser)
     parser.add_argument("--load_checkpoint", default=None, help="checkpoint to evaluate (default: the YAML's)")
-    parser.add_argument("--approach", default=None, choices=sorted(ALL_APPROACHES),
-                        help="quantized checkpoint's approach (default: read from the PTQ config beside it)")
-    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json", help="SQuAD v1.1 dev file")
+    add_approach_arguments(parser, None, "quantized checkpoint's approach, checked against the PTQ config beside it "
+                                         "(default: read from that config)")
+    parser.add_argument("--dataset_path", "-s", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json",
+                        help="SQuAD v1.1 dev file")
     parser.add_argument("--n_samples", type=int, default=200, help="first N dev questions; 0 skips SQuAD")
     parser.add_argument("--max_new_tokens", type=int, default=24, help="answer length limit in tokens")
     parser.add_argument("--template", default="squad_3shot", help="prompt template name")
@@ -62,7 +63,7 @@ def run(args):
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
     # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
-    network = load_network(helper, args.load_checkpoint, approach_config(args.approach) if args.approach else None)
+    network = load_network(helper, args.load_checkpoint, resolve_approach(args)[1])
     results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint,
                "memory_mb": parameter_memory_mb(network)}
     # 2. SQuAD F1/EM by greedy generation.

@@ -14,23 +14,22 @@ from ms_infra.files import check_outputs
 from network_helpers import MFParallelLlama2Helper
 
 from ...config import CalibrationInputs
-from ..presets import ALL_APPROACHES, approach_config
+from ...datasets import DATASETS
 from ..workflow import output_files, quantize_to_checkpoint
+from .approach import add_approach_arguments, resolve_approach
 from .common import DEFAULT_SQUAD_DIR, add_config_argument
 
 
 def add_arguments(parser):
     add_config_argument(parser)
-    parser.add_argument("--approach", default="a8w8c8", choices=sorted(ALL_APPROACHES),
-                        help="a16w8: int8 weights; a8w8: SmoothQuant int8 activations and weights (the seed's: w2 and "
-                             "lm_head float); c8: int8 KV cache; a16w8c8, a8w8c8: both. Accuracy recovery (all "
-                             "decoder linears): a8w8_all (seed recipe), a8w8_per_token, a8w8_percentile, "
-                             "a8w8_histogram, a8w8_alpha_search, a8w8_auto / a8w8c8_auto (histogram ranges, alpha "
-                             "search, fallback under a held-out KL budget of 0.02), a8w8c8_per_token (per-token "
-                             "activations with alpha search, and C8), a8w8_rotated (Hadamard rotations, static "
-                             "min-max), a8w8c8_rotated_auto (the same with the KL-budget fallback, and C8)")
-    parser.add_argument("--opname_blacklist", nargs="*", default=None,
-                        help="cells whose name contains any of these stay float (default: the approach's)")
+    add_approach_arguments(parser, "a8w8c8",
+                           "a16w8: int8 weights; a8w8: SmoothQuant int8 activations and weights (the seed's: w2 and "
+                           "lm_head float); c8: int8 KV cache; a16w8c8, a8w8c8: both. Accuracy recovery (all decoder "
+                           "linears): a8w8_all (seed recipe), a8w8_per_token, a8w8_percentile, a8w8_histogram, "
+                           "a8w8_alpha_search, a8w8_auto / a8w8c8_auto (histogram ranges, alpha search, fallback "
+                           "under a held-out KL budget of 0.02), a8w8c8_per_token (per-token activations with alpha "
+                           "search, and C8), a8w8_rotated (Hadamard rotations, static min-max), a8w8c8_rotated_auto "
+                           "(the same with the KL-budget fallback, and C8)")
     parser.add_argument("--calibration_inputs", choices=[c.value for c in CalibrationInputs], default=None,
                         help="what each decoder layer is calibrated on: the quantized layers' outputs (default) or "
                              "the float network's (one pass cheaper; the same checkpoint at any model_parallel)")
@@ -41,7 +40,9 @@ def add_arguments(parser):
                         help="round calibrated activation and KV-cache ranges outward to this many significant bits "
                              "(N: at most 2^(1-N) wider); with the two options above and 5 bits, a tensor-parallel "
                              "run gave the single-process checkpoint bit for bit")
-    parser.add_argument("--dataset_path", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
+    parser.add_argument("--dataset_type", "-t", default="squad1.1", type=str.lower, choices=sorted(DATASETS),
+                        help="calibration data set")
+    parser.add_argument("--dataset_path", "-s", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
     parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
     parser.add_argument("--template", default="squad_3shot", help="prompt template of the calibration samples")
@@ -60,19 +61,19 @@ def run(args):
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE)
     # 2.-4. Calibrate on the first n_samples train questions (prompt + gold answer), convert, save with config.
-    overrides = {} if args.opname_blacklist is None else {"opname_blacklist": tuple(args.opname_blacklist)}
+    overrides = {}
     if args.calibration_inputs is not None:
         overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
     if args.smooth_power_of_two:
         overrides["smooth_power_of_two"] = True
     if args.range_mantissa_bits is not None:
         overrides["range_mantissa_bits"] = args.range_mantissa_bits
-    output_dir = Path(args.output_dir or f"outputs/{args.approach}")
-    checkpoint = output_dir / f"{args.approach}.ckpt"
+    name, config = resolve_approach(args, **overrides)
+    output_dir = Path(args.output_dir or f"outputs/{name}")
+    checkpoint = output_dir / f"{name}.ckpt"
     check_outputs(output_files(checkpoint), args.overwrite, inputs=[helper.config.get("load_checkpoint"), args.config])
-    summary = quantize_to_checkpoint(helper, approach_config(args.approach, **overrides), args.dataset_path,
-                                     args.n_samples, checkpoint, args.template,
-                                     args.time_float_forward, args.text_windows)
-    print(f"{args.approach}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
+    summary = quantize_to_checkpoint(helper, config, args.dataset_path, args.n_samples, checkpoint, args.template,
+                                     args.time_float_forward, args.text_windows, args.dataset_type)
+    print(f"{name}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
           f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
     return summary

@@ -5,13 +5,13 @@ import mindspore as ms
 
 from network_helpers.layouts import layout_for
 
-from .algorithms import build_steps
-from .calibration import build_deploy_structure, calibrate
-from .cells.tree import replace_cell
-from .comp_algo import CompAlgo
-from .config import PTQConfig, PTQMode
-from .log import logger
-from .report import format_report, layer_report
+from ..algorithms import build_steps
+from ..calibration import build_deploy_structure, calibrate
+from ..cells.tree import replace_cell
+from ..comp_algo import CompAlgo
+from ..config import PTQConfig, PTQMode
+from ..log import logger
+from ..report import format_report, layer_report
 
 
 def _calibration_batches(datasets):
