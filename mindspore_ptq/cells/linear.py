@@ -29,6 +29,7 @@ class WeightQuantLinear(nn.Cell):
     Sizes are this rank's shard; `parallel_mode` ('column' or 'row') says how the float linear was split.
     """
     scheme = "W8 per-channel symmetric (weight-only)"
+    decode_scheme = "w8"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
                  gather_output=False, kernel=None):
@@ -56,6 +57,10 @@ class WeightQuantLinear(nn.Cell):
         if self.tp_size > 1 and self.gather_output:
             return all_gather_last_dim(out, self.tp_size)
         return out
+
+    def decode_operands(self):
+        """What a decode-layer kernel reads (kernels/decode_layer.cpp), in the format `decode_scheme` names."""
+        return self.weight, self.weight_scale
 
     def run_kernel(self, x, *params):
         """The kernel on x flattened to (tokens, in) in float32, reshaped back to (..., out)."""
@@ -91,6 +96,10 @@ class SmoothedInputLinear(WeightQuantLinear):
             axes["smooth_scale"] = 0
         return axes
 
+    @property
+    def decode_scheme(self):
+        return self.activation_scheme + ("_smooth" if self.smooth else "")
+
     def smoothed_input(self, x):
         x = x.astype(ms.float32)
         return x * self.smooth_scale if self.smooth else x
@@ -105,12 +114,17 @@ class ActWeightQuantLinear(SmoothedInputLinear):
     """A8W8: x -> int8 with a static per-tensor scale/zero point (after an optional smoothing multiply), then
     y = ((xq - zp) @ Wq^T) * (input_scale * weight_scale)."""
     scheme = "A8 static per-tensor asymmetric, W8 per-channel symmetric"
+    activation_scheme = "a8w8_static"
 
     def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
                  gather_output=False, kernel=None, smooth=False):
         super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel, smooth)
         self.input_scale = Parameter(_zeros((1,), ms.float32), name="input_scale", requires_grad=False)
         self.input_zero_point = Parameter(_zeros((1,), ms.float32), name="input_zero_point", requires_grad=False)
+
+    def decode_operands(self):
+        smooth = (self.smooth_scale,) if self.smooth else ()
+        return smooth + (self.input_scale, self.input_zero_point, self.weight, self.weight_scale)
 
     def centred_input(self, x):
         """The int8 codes of x minus the zero point, kept in float32 (integers, exact): the matmul runs in float32,
@@ -137,6 +151,10 @@ class DynamicActWeightQuantLinear(SmoothedInputLinear):
     """A8W8 per token: each token's row of x (after an optional smoothing multiply) gets a symmetric int8 scale at
     run time, s_t = max|x_t| / 127; y = ((x / s_t) rounded @ Wq^T) * s_t * weight_scale."""
     scheme = "A8 dynamic per-token symmetric, W8 per-channel symmetric"
+    activation_scheme = "a8w8_dynamic"
+
+    def decode_operands(self):
+        return ((self.smooth_scale,) if self.smooth else ()) + (self.weight, self.weight_scale)
 
     def token_scale(self, x):
         abs_max = ops.amax(ops.abs(x), -1, keepdims=True)

@@ -132,6 +132,26 @@ void quantize_static(const float *x, int64_t tokens, int64_t k_len, float scale,
 }
 
 }  // namespace
+
+int linear_a8w8_dynamic(const float *x, int64_t tokens, int64_t k_len, const int8_t *w, const float *w_scale,
+                        int64_t n_out, float *y) {
+  std::vector<int8_t> q(tokens * k_len);
+  std::vector<float> s(tokens);
+  quantize_per_token(x, tokens, k_len, q.data(), s.data());
+  return a8w8_matmul(q.data(), tokens, k_len, s.data(), 0, w, w_scale, n_out, y);
+}
+
+int linear_a8w8_static(const float *x, int64_t tokens, int64_t k_len, float scale, float zp, const int8_t *w,
+                       const float *w_scale, int64_t n_out, float *y) {
+  if (!(zp >= -128.f && zp <= 127.f)) return kBadZeroPoint;
+  std::vector<int8_t> q(tokens * k_len);
+  quantize_static(x, tokens, k_len, scale, zp, q.data());
+  std::vector<float> ones(tokens, 1.f), scales(n_out);  // (acc * 1) * (scale * w_scale)
+  for (int64_t o = 0; o < n_out; ++o) scales[o] = scale * w_scale[o];
+  return a8w8_matmul(q.data(), tokens, k_len, ones.data(), static_cast<int32_t>(std::lrint(zp)), w, scales.data(),
+                     n_out, y);
+}
+
 }  // namespace ptq
 
 using namespace ptq;
@@ -159,24 +179,13 @@ PTQ_AOT(PtqQuantStatic, 4) {
 
 // Per-token dynamic A8W8 linear in one call: x f32 (..., K), w int8 (O, K), w_scale f32 (O) -> y f32 (..., O)
 PTQ_AOT(PtqA8W8Dynamic, 4) {
-  const int64_t tokens = a.rows(0), k_len = a.dim(1, 1);
-  std::vector<int8_t> q(tokens * k_len);
-  std::vector<float> s(tokens);
-  quantize_per_token(a.ptr<float>(0), tokens, k_len, q.data(), s.data());
-  return a8w8_matmul(q.data(), tokens, k_len, s.data(), 0, a.ptr<int8_t>(1), a.ptr<float>(2), a.dim(1, 0),
-                     a.ptr<float>(3));
+  return linear_a8w8_dynamic(a.ptr<float>(0), a.rows(0), a.dim(1, 1), a.ptr<int8_t>(1), a.ptr<float>(2), a.dim(1, 0),
+                             a.ptr<float>(3));
 }
 
 // Static per-tensor A8W8 linear in one call: x f32 (..., K), scale f32 (1), zp f32 (1, integer-valued),
 // w int8 (O, K), w_scale f32 (O) -> y = float((q - zp) @ w^T) * (scale * w_scale) f32 (..., O)
 PTQ_AOT(PtqA8W8Static, 6) {
-  const int64_t tokens = a.rows(0), k_len = a.dim(3, 1), n_out = a.dim(3, 0);
-  const float scale = *a.ptr<float>(1), zp = *a.ptr<float>(2), *w_scale = a.ptr<float>(4);
-  if (!(zp >= -128.f && zp <= 127.f)) return kBadZeroPoint;
-  std::vector<int8_t> q(tokens * k_len);
-  quantize_static(a.ptr<float>(0), tokens, k_len, scale, zp, q.data());
-  std::vector<float> ones(tokens, 1.f), scales(n_out);  // (acc * 1) * (scale * w_scale)
-  for (int64_t o = 0; o < n_out; ++o) scales[o] = scale * w_scale[o];
-  return a8w8_matmul(q.data(), tokens, k_len, ones.data(), static_cast<int32_t>(std::lrint(zp)), a.ptr<int8_t>(3),
-                     scales.data(), n_out, a.ptr<float>(5));
+  return linear_a8w8_static(a.ptr<float>(0), a.rows(0), a.dim(3, 1), *a.ptr<float>(1), *a.ptr<float>(2),
+                            a.ptr<int8_t>(3), a.ptr<float>(4), a.dim(3, 0), a.ptr<float>(5));
 }

@@ -1,5 +1,5 @@
-// Decode attention over an int8 KV cache (C8): one query token per (batch row, head), over the valid prefix
-// [0, length) of the cache only (positions from length on are never read).
+// Decode attention over a KV cache, int8 (C8) or float32: one query token per (batch row, head), over the valid
+// prefix [0, length) of the cache only (positions from length on are never read).
 //   k = (k_q - kzp) * ks, v = (v_q - vzp) * vs per channel (kv head, d); query head h reads kv head h / n_rep.
 // The key scales fold into the query once per head: q' = q * ks * softmax_scale, c = q' . kzp, so
 // score_j = q' . k_q[j] - c (int8 rows converted to float in registers, 4 rows per horizontal sum). The softmax
@@ -37,17 +37,21 @@ inline __m256 exp_nonpositive(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
 }
 
-// s[j] = q . k[j] - c for the n rows of k (d int8 each)
-void scores(const float *q, int64_t d, const int8_t *k, int64_t n, float c, float *s) {
+inline __m256 load8(const int8_t *p) { return load_i8(p); }
+inline __m256 load8(const float *p) { return _mm256_loadu_ps(p); }
+
+// s[j] = q . k[j] - c for the n rows of k (d values each)
+template <class T>
+void scores(const float *q, int64_t d, const T *k, int64_t n, float c, float *s) {
   const int64_t d8 = d / 8 * 8;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
-    const int8_t *kj = k + j * d;
+    const T *kj = k + j * d;
     __m256 acc[4];
     for (int r = 0; r < 4; ++r) acc[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < d8; i += 8) {
       const __m256 qv = _mm256_loadu_ps(q + i);
-      for (int r = 0; r < 4; ++r) acc[r] = _mm256_fmadd_ps(load_i8(kj + r * d + i), qv, acc[r]);
+      for (int r = 0; r < 4; ++r) acc[r] = _mm256_fmadd_ps(load8(kj + r * d + i), qv, acc[r]);
     }
     alignas(16) float tail[4] = {-c, -c, -c, -c};
     for (int r = 0; r < 4; ++r)
@@ -55,9 +59,9 @@ void scores(const float *q, int64_t d, const int8_t *k, int64_t n, float c, floa
     _mm_storeu_ps(s + j, _mm_add_ps(hsum4(acc[0], acc[1], acc[2], acc[3]), _mm_load_ps(tail)));
   }
   for (; j < n; ++j) {
-    const int8_t *kj = k + j * d;
+    const T *kj = k + j * d;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t i = 0; i < d8; i += 8) acc = _mm256_fmadd_ps(load_i8(kj + i), _mm256_loadu_ps(q + i), acc);
+    for (int64_t i = 0; i < d8; i += 8) acc = _mm256_fmadd_ps(load8(kj + i), _mm256_loadu_ps(q + i), acc);
     float total = hsum(acc) - c;
     for (int64_t i = d8; i < d; ++i) total += q[i] * static_cast<float>(kj[i]);
     s[j] = total;
@@ -83,8 +87,8 @@ float softmax_numerator(float *s, int64_t n) {
 
 // acc[0, 8C) = sum_j e[j] * v[j * d + (0 .. 8C)] over the n rows of v (row stride d); two sets of accumulators
 // where C is small, so that the FMA latency does not bound the loop
-template <int C>
-void accumulate(const int8_t *v, int64_t d, const float *e, int64_t n, float *acc) {
+template <int C, class T>
+void accumulate(const T *v, int64_t d, const float *e, int64_t n, float *acc) {
   constexpr int kSets = C <= 4 ? 2 : 1;
   __m256 a[kSets][C];
   for (int u = 0; u < kSets; ++u)
@@ -93,12 +97,12 @@ void accumulate(const int8_t *v, int64_t d, const float *e, int64_t n, float *ac
   for (; j + kSets <= n; j += kSets)
     for (int u = 0; u < kSets; ++u) {
       const __m256 w = _mm256_set1_ps(e[j + u]);
-      const int8_t *vj = v + (j + u) * d;
-      for (int c = 0; c < C; ++c) a[u][c] = _mm256_fmadd_ps(load_i8(vj + 8 * c), w, a[u][c]);
+      const T *vj = v + (j + u) * d;
+      for (int c = 0; c < C; ++c) a[u][c] = _mm256_fmadd_ps(load8(vj + 8 * c), w, a[u][c]);
     }
   for (; j < n; ++j) {
     const __m256 w = _mm256_set1_ps(e[j]);
-    for (int c = 0; c < C; ++c) a[0][c] = _mm256_fmadd_ps(load_i8(v + j * d + 8 * c), w, a[0][c]);
+    for (int c = 0; c < C; ++c) a[0][c] = _mm256_fmadd_ps(load8(v + j * d + 8 * c), w, a[0][c]);
   }
   for (int c = 0; c < C; ++c) {
     __m256 total = a[0][c];
@@ -107,39 +111,48 @@ void accumulate(const int8_t *v, int64_t d, const float *e, int64_t n, float *ac
   }
 }
 
-using Accumulate = void (*)(const int8_t *, int64_t, const float *, int64_t, float *);
-constexpr Accumulate kAccumulate[kChunksPerPass + 1] = {nullptr,         accumulate<1>, accumulate<2>,
-                                                        accumulate<3>,   accumulate<4>, accumulate<5>,
-                                                        accumulate<6>,   accumulate<7>, accumulate<8>};
+template <class T>
+using Accumulate = void (*)(const T *, int64_t, const float *, int64_t, float *);
+template <class T>
+constexpr Accumulate<T> kAccumulate[kChunksPerPass + 1] = {nullptr,          accumulate<1, T>, accumulate<2, T>,
+                                                           accumulate<3, T>, accumulate<4, T>, accumulate<5, T>,
+                                                           accumulate<6, T>, accumulate<7, T>, accumulate<8, T>};
 
-struct Cache {  // one kv head of one batch row: int8 rows (L, d) and its per-channel scales and zero points
-  const int8_t *q;
-  const float *scale, *zp;
-};
-
-// context (d) = softmax over j < n of (query . k_j * softmax_scale), weighting v_j; scratch: 2 d + n floats
-void attend(const float *query, int64_t d, const Cache &key, const Cache &value, int64_t n, float softmax_scale,
-            float *context, float *scratch) {
+// context (d) = softmax over the n cache rows j of (query . k_j * softmax_scale), weighting v_j; scratch: 2 d + n
+template <class T>
+void attend_rows(const float *query, int64_t d, const KVHead<T> &key, const KVHead<T> &value, int64_t n,
+                 float softmax_scale, float *context, float *scratch) {
   float *q = scratch, *acc = scratch + d, *s = scratch + 2 * d;
   float c = 0.f;
   for (int64_t i = 0; i < d; ++i) {
     q[i] = query[i] * key.scale[i] * softmax_scale;
     c += q[i] * key.zp[i];
   }
-  scores(q, d, key.q, n, c, s);
+  scores(q, d, key.rows, n, c, s);
   const float inv_z = 1.0f / softmax_numerator(s, n);
   const int64_t d8 = d / 8 * 8;
   for (int64_t i0 = 0; i0 < d8; i0 += 8 * kChunksPerPass)
-    kAccumulate[std::min<int64_t>(kChunksPerPass, (d8 - i0) / 8)](value.q + i0, d, s, n, acc + i0);
+    kAccumulate<T>[std::min<int64_t>(kChunksPerPass, (d8 - i0) / 8)](value.rows + i0, d, s, n, acc + i0);
   for (int64_t i = d8; i < d; ++i) {
     float total = 0.f;
-    for (int64_t j = 0; j < n; ++j) total += s[j] * static_cast<float>(value.q[j * d + i]);
+    for (int64_t j = 0; j < n; ++j) total += s[j] * static_cast<float>(value.rows[j * d + i]);
     acc[i] = total;
   }
   for (int64_t i = 0; i < d; ++i) context[i] = (acc[i] * inv_z - value.zp[i]) * value.scale[i];
 }
 
 }  // namespace
+
+void attend(const float *query, int64_t d, const KVHead<int8_t> &key, const KVHead<int8_t> &value, int64_t n,
+            float softmax_scale, float *context, float *scratch) {
+  attend_rows(query, d, key, value, n, softmax_scale, context, scratch);
+}
+
+void attend(const float *query, int64_t d, const KVHead<float> &key, const KVHead<float> &value, int64_t n,
+            float softmax_scale, float *context, float *scratch) {
+  attend_rows(query, d, key, value, n, softmax_scale, context, scratch);
+}
+
 }  // namespace ptq
 
 using namespace ptq;
@@ -163,8 +176,8 @@ PTQ_AOT(PtqKV8DecodeAttention, 10) {
   float *context = a.ptr<float>(9);
   pool().run(batch * heads, work, [&](int64_t item) {
     const int64_t b = item / heads, g = item % heads / n_rep, offset = (b * kv_heads + g) * seq * d;
-    attend(query + item * d, d, Cache{keys + offset, key_scale + g * d, key_zp + g * d},
-           Cache{values + offset, value_scale + g * d, value_zp + g * d}, lengths[b], softmax_scale,
+    attend(query + item * d, d, KVHead<int8_t>{keys + offset, key_scale + g * d, key_zp + g * d},
+           KVHead<int8_t>{values + offset, value_scale + g * d, value_zp + g * d}, lengths[b], softmax_scale,
            context + item * d, scratch<float>(2 * d + seq));
   });
   return 0;

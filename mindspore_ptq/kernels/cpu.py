@@ -21,6 +21,7 @@ The library is loaded into this process by MindSpore and by ctypes (one instance
 """
 import ctypes
 import functools
+import hashlib
 import math
 import os
 
@@ -333,3 +334,25 @@ class KV8DecodeAttention(_KernelCell):
                   lengths, softmax_scale):
         return self.op(query, key_cache, value_cache, key_scale, key_zero_point, value_scale, value_zero_point,
                        lengths, softmax_scale)
+
+
+_DTYPES = {ms.float32: F32, ms.int8: I8, ms.uint8: U8, ms.int32: I32}
+
+
+@functools.lru_cache(maxsize=None)
+def decode_layer_op(input_dtypes):
+    """The ops.Custom primitive of one decode step of a whole decoder layer (decode_layer.cpp) for inputs of
+    `input_dtypes` (x, cos, sin, lengths, meta, scalars, then the layer's operands): the layer's output (like x).
+    It writes the step's key/value into the cache operands, so it is marked as writing memory (side_effect_mem,
+    as Assign is): GRAPH_MODE keeps it in order with the other reads and writes of those Parameters."""
+    _lib()
+    # MindSpore keeps one registration per op name: each signature registers under its own
+    signature = "".join(str(_DTYPES[d]) for d in input_dtypes)
+    reg = CustomRegOp(f"PtqDecodeLayer_{hashlib.sha1(signature.encode()).hexdigest()[:12]}")
+    for i in range(len(input_dtypes)):
+        reg = reg.input(i, f"input{i}")
+    reg = reg.output(0, "out").dtype_format(*(_DTYPES[d] for d in input_dtypes), F32)
+    op = ops.Custom(f"{library_path()}:PtqDecodeLayer", out_shape=lambda x, *_: list(x), out_dtype=ms.float32,
+                    func_type="aot", reg_info=reg.target("CPU").get_op_info())
+    op.add_prim_attr("side_effect_mem", True)
+    return op

@@ -132,6 +132,30 @@ inline void prefetch(const void *p, int64_t bytes) {
   for (int64_t b = 0; b < bytes; b += 64) _mm_prefetch(static_cast<const char *>(p) + b, _MM_HINT_T0);
 }
 
+// ---- the linears, y (tokens x n_out) = x (tokens x K) @ W^T, for each weight format (weight_only.cpp, a8w8.cpp);
+// the A8W8 ones return 0 or an AOT error code ----
+void linear_f32(const float *x, int64_t tokens, int64_t k_len, const float *w, int64_t n_out, float *y);
+void linear_w8(const float *x, int64_t tokens, int64_t k_len, const int8_t *w, const float *scale, int64_t n_out,
+               float *y);
+void linear_w4(const float *x, int64_t tokens, int64_t k_len, const uint8_t *w, const float *scales, int64_t groups,
+               int64_t n_out, float *y);
+int linear_a8w8_dynamic(const float *x, int64_t tokens, int64_t k_len, const int8_t *w, const float *w_scale,
+                        int64_t n_out, float *y);
+int linear_a8w8_static(const float *x, int64_t tokens, int64_t k_len, float scale, float zp, const int8_t *w,
+                       const float *w_scale, int64_t n_out, float *y);
+
+// ---- attention.cpp: one query row (d) against the first n rows of one kv head of the cache (d values each,
+// per-channel scale and zero point; 1 and 0 for a float cache); scratch holds 2 d + n floats ----
+template <class T>
+struct KVHead {
+  const T *rows;
+  const float *scale, *zp;
+};
+void attend(const float *query, int64_t d, const KVHead<int8_t> &key, const KVHead<int8_t> &value, int64_t n,
+            float softmax_scale, float *context, float *scratch);
+void attend(const float *query, int64_t d, const KVHead<float> &key, const KVHead<float> &value, int64_t n,
+            float softmax_scale, float *context, float *scratch);
+
 // ---- avx512.cpp: called only when g_isa == kIsaAvx512Vnni ----
 // y (tokens x valid, row stride ldy) = x (tokens x K) * panel (K x kPanel, 64-byte aligned)
 void f32_panel_avx512(const float *x, int64_t tokens, int64_t k_len, const float *panel, float *y, int64_t ldy,

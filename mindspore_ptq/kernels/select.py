@@ -47,3 +47,9 @@ def kv_attention_kernel(backend):
     """A kernel cell that attends a decode step over an int8 KV cache's valid prefix, or None (the cache then
     dequantizes itself for the network's attention)."""
     return KV8DecodeAttention() if backend is BackendTarget.NONE and _cpu_kernels() else None
+
+
+def decode_layer_kernel_available(backend):
+    """True when deployed decoder layers should run each decode step as one CPU kernel call
+    (cells.decode_layer): the CPU kernels are in use."""
+    return backend is BackendTarget.NONE and bool(_cpu_kernels())

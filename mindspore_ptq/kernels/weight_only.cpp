@@ -1,4 +1,5 @@
-// Weight-only quantized linears, float32 activations: W8 (int8 per-channel) and W4 (packed int4, group scales).
+// Weight-only linears, float32 activations: W8 (int8 per-channel), W4 (packed int4, group scales) and F32 (the
+// float linears a fused decode layer runs beside the quantized ones).
 //
 // Few tokens: a GEMV that converts the weights to float in registers (AVX2 FMA), 4 rows at a time, prefetching
 // the rows ahead (the weights stream from memory). From kPrefillMinTokens tokens: panels of 16 output rows are
@@ -40,6 +41,31 @@ struct W8 {  // int8 (O, K), scale (O)
       float s = hsum(acc[r]);
       for (int64_t i = k; i < k_len; ++i) s += x[i] * static_cast<float>(wo[r * k_len + i]);
       y[r] = scale[o + r] * s;
+    }
+  }
+};
+
+struct F32 {  // float (O, K)
+  const float *w;
+  int64_t k_len;
+
+  int64_t row_bytes() const { return k_len * 4; }
+  __m256 load8(int64_t o, int64_t k) const { return _mm256_loadu_ps(w + o * k_len + k); }
+  float value(int64_t o, int64_t k) const { return w[o * k_len + k]; }
+  template <int NR>
+  void rows(const float *x, int64_t o, float *y) const {
+    const float *wo = w + o * k_len;
+    __m256 acc[NR];
+    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= k_len; k += 8) {
+      const __m256 xv = _mm256_loadu_ps(x + k);
+      for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wo + r * k_len + k), xv, acc[r]);
+    }
+    for (int r = 0; r < NR; ++r) {
+      float s = hsum(acc[r]);
+      for (int64_t i = k; i < k_len; ++i) s += x[i] * wo[r * k_len + i];
+      y[r] = s;
     }
   }
 };
@@ -178,31 +204,43 @@ void panel_gemm(const float *x, int64_t tokens, int64_t n_out, float *y, const W
   }
 }
 
-// x f32 (..., K) @ w^T -> y f32 (..., O); O = rows of param 1
+// y (tokens x n_out) = x (tokens x K) * dequantized w^T
 template <class W>
-void weight_only(const Args &a, const W &w) {
-  const float *x = a.ptr<float>(0);
-  const int64_t tokens = a.rows(0), n_out = a.dim(1, 0);
-  float *y = a.ptr<float>(3);
+void weight_only(const float *x, int64_t tokens, int64_t n_out, float *y, const W &w) {
   if (tokens >= kPrefillMinTokens) return panel_gemm(x, tokens, n_out, y, w);
   gemv(x, tokens, n_out, y, w);
 }
 
 }  // namespace
+
+void linear_f32(const float *x, int64_t tokens, int64_t k_len, const float *w, int64_t n_out, float *y) {
+  weight_only(x, tokens, n_out, y, F32{w, k_len});
+}
+
+void linear_w8(const float *x, int64_t tokens, int64_t k_len, const int8_t *w, const float *scale, int64_t n_out,
+               float *y) {
+  weight_only(x, tokens, n_out, y, W8{w, scale, k_len});
+}
+
+void linear_w4(const float *x, int64_t tokens, int64_t k_len, const uint8_t *w, const float *scales, int64_t groups,
+               int64_t n_out, float *y) {
+  weight_only(x, tokens, n_out, y, W4{w, scales, k_len, groups, k_len / groups});
+}
+
 }  // namespace ptq
 
 using namespace ptq;
 
 // x f32 (..., K), w int8 (O, K), scale f32 (O) -> y f32 (..., O)
 PTQ_AOT(PtqW8MatMul, 4) {
-  weight_only(a, W8{a.ptr<int8_t>(1), a.ptr<float>(2), a.dim(0, -1)});
+  linear_w8(a.ptr<float>(0), a.rows(0), a.dim(0, -1), a.ptr<int8_t>(1), a.ptr<float>(2), a.dim(1, 0), a.ptr<float>(3));
   return 0;
 }
 
 // x f32 (..., K), w uint8/int8 (O, K/2) two int4 per byte (low nibble = even k), scales f32 (O, G) -> y (..., O).
 // The panel path needs K/G % 8 == 0 or G == 1 (no 8-wide load straddles two groups); Python checks it.
 PTQ_AOT(PtqW4MatMul, 4) {
-  const int64_t k_len = a.dim(0, -1), groups = a.dim(2, 1);
-  weight_only(a, W4{a.ptr<uint8_t>(1), a.ptr<float>(2), k_len, groups, k_len / groups});
+  linear_w4(a.ptr<float>(0), a.rows(0), a.dim(0, -1), a.ptr<uint8_t>(1), a.ptr<float>(2), a.dim(2, 1), a.dim(1, 0),
+            a.ptr<float>(3));
   return 0;
 }

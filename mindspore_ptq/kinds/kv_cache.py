@@ -25,6 +25,7 @@ class Int8KVCache:
     """Mixin over a float KV cache class: stored keys/values are int8, q = clip(round(x / scale) + zp),
     x' = (q - zp) * scale."""
     scheme = "KV int8 static per-channel asymmetric"
+    decode_scheme = "int8"
 
     def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32, attention=None):
         super().__init__(batch_size, n_kv_heads, seq_length, head_dim, dtype)
@@ -48,6 +49,10 @@ class Int8KVCache:
         return self.attention(query.astype(ms.float32), key_cache, value_cache, self.key_scale, self.key_zero_point,
                               self.value_scale, self.value_zero_point, lengths.astype(ms.int32),
                               Tensor([scale], ms.float32))
+
+    def decode_operands(self):
+        return (self.key_cache, self.value_cache, self.key_scale, self.key_zero_point, self.value_scale,
+                self.value_zero_point)
 
     @staticmethod
     def storage_dtype(compute_dtype):

@@ -7,9 +7,12 @@ from network_helpers.layouts import layout_for
 
 from ..algorithms import build_steps
 from ..calibration import build_deploy_structure, calibrate
+from ..cell_plan import kernel_backend_for
+from ..cells.decode_layer import fuse_decode_layers
 from ..cells.tree import replace_cell
 from ..comp_algo import CompAlgo
 from ..config import PTQConfig, PTQMode
+from ..kernels.select import decode_layer_kernel_available
 from ..log import logger
 from ..report import format_report, layer_report
 
@@ -33,7 +36,8 @@ class PTQ(CompAlgo):
 
     QUANTIZE: `apply(network, helper, datasets)` runs the algorithm steps the config selects
     (`algorithms.STEPS`) around a layer-by-layer calibration in PyNative; `convert(network)` puts the int8 cells
-    in place. DEPLOY: `apply(network)` builds the same int8 structure empty, `convert(network)` puts it in place,
+    in place. DEPLOY: `apply(network)` builds the same int8 structure empty, `convert(network)` puts it in place
+    (with the CPU kernels, each decoder layer then runs a decode step as one kernel call: cells.decode_layer),
     and `load_checkpoint` fills it.
 
     After `apply`: `report` holds one record per quantizable cell (see mindspore_ptq.report), logged at INFO as
@@ -50,6 +54,7 @@ class PTQ(CompAlgo):
         self.report = []
         self.plan = ()
         self.summaries = {}
+        self._layout = None
 
     @property
     def fallback(self):
@@ -69,6 +74,7 @@ class PTQ(CompAlgo):
         if self.cells:
             raise RuntimeError("this PTQ instance was already applied; create a new PTQ for another network")
         layout = network_helper.layout if network_helper is not None else layout_for(network)
+        self._layout = layout
         steps = build_steps(self.config, layout)
         if self.config.mode is PTQMode.DEPLOY:
             for step in steps:
@@ -97,4 +103,6 @@ class PTQ(CompAlgo):
         for cell in self.cells:
             replace_cell(cell.container, cell.path, cell.wrapper.quantized, name_prefix=cell.wrapper.name)
         self.cells = []
+        if decode_layer_kernel_available(kernel_backend_for(self.config)):
+            fuse_decode_layers(self._layout.decoder_layers(network))
         return network

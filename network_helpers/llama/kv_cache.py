@@ -22,9 +22,11 @@ class StaticKVCache(nn.Cell):
     cache for a decode step (S == 1, lengths (B,)) or a prefill chunk (`batch_valid_length` then holds the
     chunk's cache positions, (B, S)). Subclasses change how values are stored through `encode`/`decode`; one
     with `fused_decode` True also attends a decode step itself: `decode_attention(query, key, value, lengths,
-    scale)` stores the step (`write`) and returns the attention context (B, H, 1, D).
+    scale)` stores the step (`write`) and returns the attention context (B, H, 1, D). `decode_operands()` are
+    what a decode-layer kernel reads, in the format `decode_scheme` names.
     """
     fused_decode = False
+    decode_scheme = "f32"
 
     def __init__(self, batch_size, n_kv_heads, seq_length, head_dim, dtype=ms.float32):
         super().__init__()
@@ -38,6 +40,9 @@ class StaticKVCache(nn.Cell):
     @staticmethod
     def storage_dtype(compute_dtype):
         return compute_dtype
+
+    def decode_operands(self):
+        return self.key_cache, self.value_cache
 
     def encode_key(self, key):
         return key.astype(self.key_cache.dtype)

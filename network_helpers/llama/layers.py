@@ -20,6 +20,9 @@ class RMSNorm(nn.Cell):
         self.eps = eps
         self.weight = Parameter(initializer("ones", (dim,), param_init_type), name="weight")
 
+    def decode_operands(self):
+        return (self.weight,)
+
     def construct(self, x):
         x32 = x.astype(ms.float32)
         norm = x32 * ops.rsqrt(ops.mean(ops.square(x32), -1, keep_dims=True) + self.eps)
@@ -29,6 +32,7 @@ class RMSNorm(nn.Cell):
 class _ParallelLinear(nn.Cell):
     """y = x @ W^T, W (out, in), with W split along `split_axis` (0: out, 1: in) across `tp_size` ranks."""
     split_axis = 0
+    decode_scheme = "f32"
 
     def __init__(self, input_size, output_size, tp_size, param_init_type, compute_dtype):
         super().__init__()
@@ -44,6 +48,9 @@ class _ParallelLinear(nn.Cell):
     def shard_axes(self):
         """{local parameter name: axis split across tensor-parallel ranks}."""
         return {"weight": self.split_axis}
+
+    def decode_operands(self):
+        return (self.weight,)
 
 
 class ColumnParallelLinear(_ParallelLinear):

@@ -90,7 +90,14 @@ class ParallelMLP(nn.Cell):
 
 
 class ParallelTransformerLayer(nn.Cell):
-    """Pre-norm decoder block."""
+    """Pre-norm decoder block.
+
+    A deployment backend may run its decode steps (one token per row, lengths (B,)) as one kernel call:
+    `set_decode_kernel(kernel)`; `kernel(x, cos, sin, lengths, decode_operands())` returns the output and stores
+    the step's key/value in the layer's cache itself (at position length - 1, in the cache's storage format). `decode_cells()` are the cells whose `decode_operands()` it reads, in that order
+    (each linear and cache names its format in `decode_scheme`), `decode_shape()` the sizes it needs and
+    `decode_blocker()` what would stop it.
+    """
 
     def __init__(self, args: LlamaArgs):
         super().__init__()
@@ -98,8 +105,43 @@ class ParallelTransformerLayer(nn.Cell):
         self.attention = ParallelAttention(args)
         self.ffn_norm = RMSNorm(args.hidden_size, args.rms_norm_eps, args.param_init_type)
         self.feed_forward = ParallelMLP(args)
+        self.compute_dtype, self.model_parallel = args.compute_dtype, args.model_parallel
+        self.fused_decode = False
+
+    def set_decode_kernel(self, kernel):
+        self.decode_kernel = kernel
+        self.fused_decode = True
+
+    def decode_cells(self):
+        attention, mlp = self.attention, self.feed_forward
+        return (self.attention_norm, attention.wq, attention.wk, attention.wv, attention.kv_cache, attention.wo,
+                self.ffn_norm, mlp.w1, mlp.w3, mlp.w2)
+
+    def decode_operands(self):
+        attention, mlp = self.attention, self.feed_forward
+        return (self.attention_norm.decode_operands() + attention.wq.decode_operands()
+                + attention.wk.decode_operands() + attention.wv.decode_operands()
+                + attention.kv_cache.decode_operands() + attention.wo.decode_operands()
+                + self.ffn_norm.decode_operands() + mlp.w1.decode_operands() + mlp.w3.decode_operands()
+                + mlp.w2.decode_operands())
+
+    def decode_shape(self):
+        attention = self.attention
+        return dict(heads=attention.n_heads, kv_heads=attention.n_kv_heads, head_dim=attention.head_dim,
+                    eps=self.attention_norm.eps, softmax_scale=attention.scale)
+
+    def decode_blocker(self):
+        """Why one kernel cannot run this layer's decode step ('' when it can)."""
+        blockers = ((self.model_parallel > 1, "tensor parallel (the kernel does no collectives)"),
+                    (self.compute_dtype != ms.float32, f"compute dtype {self.compute_dtype} (float32 only)"),
+                    (not isinstance(self.feed_forward.down_input_rotation, nn.Identity),
+                     "w2's input is rotated online"))
+        return next((reason for blocked, reason in blockers if blocked), "")
 
     def construct(self, x, cos, sin, mask, batch_valid_length=None):
+        if self.fused_decode and x.shape[1] == 1 and batch_valid_length is not None \
+                and batch_valid_length.ndim == 1:
+            return self.decode_kernel(x, cos, sin, batch_valid_length, self.decode_operands())
         h = x + self.attention(self.attention_norm(x), cos, sin, mask, batch_valid_length)
         return h + self.feed_forward(self.ffn_norm(h))
 
