@@ -37,6 +37,8 @@ def is_runtime_state(name):
 def read_checkpoint(path):
     """{name: Parameter} from a MindSpore checkpoint, with errors that name the file."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"checkpoint {path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
@@ -70,18 +72,19 @@ def slice_for_rank(stored, params, axes, rank, world):
     return sliced
 
 
-def load_checkpoint_into(network, path, rank=None, world=None):
+def load_checkpoint_into(network, path, rank=None, world=None, stored=None):
     """Load weights into `network`, checking names, shapes and dtypes first; floats are cast as needed.
 
     Every network parameter except run-time state must be present with its shape, and every checkpoint entry
     must belong to the network; any mismatch raises a ValueError that lists the offending names. With
     `world` > 1 ranks (default: the initialised communication group), a full (unsplit) checkpoint is sliced to
-    this rank's shard on the way in.
+    this rank's shard on the way in. `stored`: the checkpoint's contents if already read (`read_checkpoint(path)`).
     """
     if rank is None:
         rank, world = tp_rank_and_size()
     params = {p.name: p for p in network.get_parameters() if not is_runtime_state(p.name)}
-    stored = slice_for_rank(read_checkpoint(path), params, shard_axes(network), rank, world)
+    stored = read_checkpoint(path) if stored is None else stored
+    stored = slice_for_rank(stored, params, shard_axes(network), rank, world)
     missing = sorted(set(params) - set(stored))
     unexpected = sorted(n for n in set(stored) - set(params) if not is_runtime_state(n))
     wrong_shape = [f"{n}: checkpoint {tuple(stored[n].shape)} vs network {tuple(params[n].shape)}"

@@ -1,9 +1,12 @@
 """Output files written atomically: a temp file beside the target and a rename, never a half-written file;
-files that belong together written as a set; outputs checked before long work starts."""
+files that belong together written as a set; inputs and outputs checked before long work starts; YAML files read
+with errors that name them."""
 import contextlib
 import json
 import os
 from pathlib import Path
+
+import yaml
 
 
 def write_text_atomic(path, text):
@@ -52,8 +55,48 @@ def check_outputs(paths, overwrite=False, inputs=()):
     for path in map(Path, paths):
         if path.resolve() in inputs:
             raise ValueError(f"output {path} is also an input of this command; choose another output path")
+        if path.is_dir():
+            raise IsADirectoryError(f"output {path} is a directory; name a file")
         if path.exists() and not overwrite:
             raise FileExistsError(f"output {path} exists; pass --overwrite to replace it")
         folder = next(parent for parent in [path.parent, *path.parent.parents] if parent.exists())
+        if not folder.is_dir():
+            raise NotADirectoryError(f"cannot write output {path}: {folder} is a file, not a folder")
         if not os.access(folder, os.W_OK):
             raise PermissionError(f"cannot write output {path}: {folder} is not writable")
+
+
+def check_inputs(named):
+    """Before any long work: each input ({'--flag': path}; None or '' is skipped) must be an existing file. Raises
+    naming the flag and the path."""
+    for name, path in named.items():
+        if not path:
+            continue
+        path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"{name} {path} is a directory; name a file")
+        if not path.is_file():
+            raise FileNotFoundError(f"{name} {path} not found")
+
+
+def _yaml_problem(err):
+    """A YAML error in one line: where, and what."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + (getattr(err, "problem", None) or str(err).splitlines()[0])
+
+
+def read_yaml_mapping(path, what):
+    """The mapping in the YAML file `path`; a missing file, a syntax error (with its line and column) or anything
+    but a mapping raises naming `what` (e.g. 'PTQ config') and the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}" + (" (a directory)" if path.is_dir() else ""))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise ValueError(f"{what} {path} is not valid YAML: {_yaml_problem(err)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path} must be a YAML mapping, got "
+                         f"{'nothing' if data is None else type(data).__name__}")
+    return data

@@ -9,6 +9,8 @@ import numpy as np
 import mindspore as ms
 
 from ms_infra.checkpoint import load_checkpoint_into
+from ms_infra.files import read_yaml_mapping
+from ms_infra.frameworks import import_quietly
 from ms_infra.parallel import init_tensor_parallel
 
 from .layouts import LlamaLayout
@@ -72,11 +74,10 @@ def _check_load_checkpoint_key(config):
 
 def load_config(config):
     """A MindFormerConfig from a YAML path or an existing config, with errors naming the file or field."""
-    from mindformers.tools.register import MindFormerConfig
+    MindFormerConfig = import_quietly("mindformers.tools.register").MindFormerConfig  # noqa: N806
     if isinstance(config, (str, os.PathLike)):
         path = Path(config)
-        if not path.is_file():
-            raise FileNotFoundError(f"YAML config not found: {path}")
+        read_yaml_mapping(path, "YAML config")  # a syntax error or a non-mapping, named with the file
         try:
             config = MindFormerConfig(str(path))
         except Exception as err:  # yaml errors come in several types
@@ -107,9 +108,11 @@ class MFParallelLlama2Helper(NetworkHelper):
         """Apply the YAML's `context.device_target` and `context.mode` (or `mode` if given); under msrun,
         initialise communication and check the worker count against `parallel_config`."""
         context = self.config.get("context") or {}
-        ms.set_context(mode=context.get("mode", ms.GRAPH_MODE) if mode is None else mode,
-                       device_target=context.get("device_target", "CPU"),
-                       max_call_depth=context.get("max_call_depth", 10000))
+        device = context.get("device_target", "CPU")
+        if ms.get_context("device_target") != device:  # set_device refuses a second call once kernels ran
+            ms.set_device(device)
+        ms.set_recursion_limit(context.get("max_call_depth", 10000))
+        ms.set_context(mode=context.get("mode", ms.GRAPH_MODE) if mode is None else mode)
         parallel = self.config.get("parallel_config") or {}
         init_tensor_parallel(self.args.model_parallel, int(parallel.get("data_parallel") or 1))
 

@@ -72,7 +72,9 @@ def sha256(path):
 
 
 def fingerprint_case(model, approach, output, build, samples):
-    ms.set_context(mode=ms.PYNATIVE_MODE, device_target="CPU")
+    if ms.get_context("device_target") != "CPU":
+        ms.set_device("CPU")
+    ms.set_context(mode=ms.PYNATIVE_MODE)
     network, helper = build()
     config = approach_config(approach, **OVERRIDES.get(approach, {}))
     ptq = PTQ(config)

@@ -8,7 +8,7 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq.app.cli.common import parse_window_script
-from mindspore_ptq.evaluation import context_windows
+from mindspore_ptq.evaluation import context_windows, perplexity_window
 from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from ms_infra.parallel import tp_rank_and_size
@@ -20,7 +20,8 @@ def main(argv=None):
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.GRAPH_MODE)
     network = load_network(helper, args.load_checkpoint)
-    windows = context_windows(args.dataset_path, helper.create_tokenizer(), n_windows=args.windows)
+    window = perplexity_window(helper.get_spec("seq_length"), args.window_length)  # 512, or seq_length if shorter
+    windows = context_windows(args.dataset_path, helper.create_tokenizer(), window, args.windows)
     logits = np.stack([network(ms.Tensor(w[None], ms.int32)).asnumpy()[0] for w in windows])
     if tp_rank_and_size()[0] == 0:
         np.save(args.output, logits)

@@ -14,7 +14,7 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq.app.cli.common import parse_window_script
-from mindspore_ptq.evaluation import context_windows, evaluate_perplexity
+from mindspore_ptq.evaluation import context_windows, evaluate_perplexity, perplexity_window
 from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from ms_infra.files import write_json_atomic
@@ -48,7 +48,8 @@ def main(argv=None):
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.PYNATIVE_MODE)
     float_network, quant_network = load_network(helper), load_network(helper, args.load_checkpoint)
-    windows = context_windows(args.dataset_path, helper.create_tokenizer(), n_windows=args.windows)
+    window = perplexity_window(helper.get_spec("seq_length"), args.window_length)  # 512, or seq_length if shorter
+    windows = context_windows(args.dataset_path, helper.create_tokenizer(), window, args.windows)
     per_window = [trace(float_network, quant_network, helper.layout, ms.Tensor(window[None], ms.int32))
                   for window in windows]
     layers = [dict(layer=rows[0]["layer"], own=float(np.mean([r["own"] for r in rows])),

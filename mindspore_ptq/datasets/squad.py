@@ -120,8 +120,7 @@ def build_squad(ds_path, mode, batch_size, seq_length, max_new_tokens, tokenizer
     prompt_template = get_template(template)
     examples = load_squad(ds_path)
     chosen = examples if n_samples == -1 else examples[:n_samples]
-    shots_file = Path(shots_path) if shots_path else Path(ds_path).parent / DEFAULT_SHOTS_FILE
-    context = TemplateContext(shots=_load_shots(prompt_template, shots_file))
+    context = TemplateContext(shots=_load_shots(prompt_template, shots_file_for(template, ds_path, shots_path)))
     limits = _Limits(seq_length, max_new_tokens, ignore_token_id)
     rows = []
     for index, example in enumerate(chosen):
@@ -163,7 +162,15 @@ def _check_positive(**values: int) -> None:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
-def _load_shots(prompt_template: PromptTemplate, shots_file: Path) -> Tuple[SquadExample, ...]:
+def shots_file_for(template: str, ds_path, shots_path=None) -> Optional[Path]:
+    """The file template `template` takes its worked examples from: `shots_path`, else DEFAULT_SHOTS_FILE beside
+    `ds_path`; None for a template without worked examples."""
+    if not get_template(template).shot_ids:
+        return None
+    return Path(shots_path) if shots_path else Path(ds_path).parent / DEFAULT_SHOTS_FILE
+
+
+def _load_shots(prompt_template: PromptTemplate, shots_file: Optional[Path]) -> Tuple[SquadExample, ...]:
     """The template's worked examples from `shots_file`, in the template's order."""
     if not prompt_template.shot_ids:
         return ()

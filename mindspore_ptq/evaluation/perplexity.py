@@ -7,6 +7,19 @@ import mindspore as ms
 from ..divergence import kl_divergence_sum, log_softmax
 from ..log import progress
 
+WINDOW_TOKENS = 512  # the perplexity protocol's window length
+
+
+def perplexity_window(seq_length, requested=None):
+    """Tokens per perplexity window: `requested`, else WINDOW_TOKENS cut to the model's `seq_length`. A window
+    longer than seq_length is refused: the network has no position beyond it."""
+    if requested is None:
+        return min(WINDOW_TOKENS, seq_length)
+    if requested > seq_length:
+        raise ValueError(f"perplexity windows of {requested} tokens do not fit the model's seq_length {seq_length} "
+                         f"(model.model_config.seq_length); use at most {seq_length}")
+    return requested
+
 
 def _next_token_logp(network, window):
     return log_softmax(network(ms.Tensor(window[None], ms.int32)).asnumpy()[0, :-1])

@@ -66,5 +66,12 @@ def load_quantized(network, path, config):
     return load_checkpoint_into(network, path)
 
 
+def quantized_parameter(stored):
+    """The name of a parameter that only a quantized checkpoint holds (int8, or a scale or zero point) among
+    `stored` ({name: Tensor}), else None."""
+    return next((name for name, value in stored.items()
+                 if value.dtype == ms.int8 or name.endswith(QUANT_PARAM_SUFFIXES)), None)
+
+
 def checkpoint_size_mb(path):
     return Path(path).stat().st_size / 2 ** 20

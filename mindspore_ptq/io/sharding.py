@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import mindspore as ms
 
-from ms_infra.checkpoint import read_checkpoint, save_checkpoint_atomic
-from ms_infra.files import write_json_atomic
+from ms_infra.checkpoint import read_checkpoint, save_checkpoint, save_checkpoint_atomic
+from ms_infra.files import atomic_set, check_outputs, write_json_atomic
 
 from .paths import config_path_for
 
@@ -36,14 +36,54 @@ def write_manifest(path, world, axes):
     return write_json_atomic(manifest_path(path), manifest)
 
 
-def merge(manifest, output=None):
+# What a manifest holds: field -> (type, what it is), checked before any shard is read.
+MANIFEST_FIELDS = {"world": (int, "the number of ranks"), "checkpoint": (str, "the merged checkpoint's name"),
+                   "files": (list, "the per-rank checkpoint files"), "axes": (dict, "each sharded parameter's axis")}
+
+
+def read_manifest(path):
+    """The manifest at `path`, checked: every field present with its type, one file per rank."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"shard manifest not found: {path}" + (" (a directory)" if path.is_dir() else ""))
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"shard manifest {path} is not valid JSON: {err}") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"shard manifest {path} must be a JSON object, got {type(info).__name__}")
+    for field, (kind, meaning) in MANIFEST_FIELDS.items():
+        if not isinstance(info.get(field), kind) or isinstance(info.get(field), bool):
+            problem = "lacks" if field not in info else f"has a {type(info[field]).__name__} for"
+            raise ValueError(f"shard manifest {path} {problem} '{field}' ({meaning}: a JSON {kind.__name__}); "
+                             "it is written by a tensor-parallel quantize")
+    if info["world"] < 1:
+        raise ValueError(f"shard manifest {path}: 'world' (the number of ranks) must be >= 1, got {info['world']}")
+    if len(info["files"]) != info["world"] or not all(isinstance(f, str) and f for f in info["files"]):
+        raise ValueError(f"shard manifest {path}: 'files' must name {info['world']} rank files ('world'), got "
+                         f"{info['files']!r}")
+    bad_axes = {name: axis for name, axis in info["axes"].items() if not isinstance(axis, int) or axis < 0}
+    if bad_axes:
+        raise ValueError(f"shard manifest {path}: 'axes' must map parameter names to axes (0, 1, ...), got "
+                         f"{dict(list(bad_axes.items())[:4])}")
+    return info
+
+
+def merge(manifest, output=None, overwrite=False):
     """Concatenate the per-rank checkpoints listed in `manifest` into one; returns the merged path.
 
-    Replicated parameters must be identical on every rank; a missing rank file is named in the error.
+    The manifest and the output are checked before any shard is read: an output that is the manifest or a shard
+    is refused, an existing one unless `overwrite`. Replicated parameters must be identical on every rank; a
+    missing rank file is named in the error.
     """
     manifest = Path(manifest)
-    info = json.loads(manifest.read_text())
+    info = read_manifest(manifest)
     files = [manifest.parent / name for name in info["files"]]
+    output = Path(output) if output else manifest.parent / info["checkpoint"]
+    source_config = config_path_for(manifest.parent / info["checkpoint"])
+    copy_config = source_config.is_file() and config_path_for(output) != source_config
+    outputs = [output, config_path_for(output)] if copy_config else [output]
+    check_outputs(outputs, overwrite, inputs=[manifest, *files, source_config])
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise FileNotFoundError(f"{manifest} lists {info['world']} ranks but these files are missing: {missing}")
@@ -63,11 +103,12 @@ def merge(manifest, output=None):
             merged[name] = ms.Tensor(arrays[0])
         else:
             merged[name] = ms.Tensor(np.concatenate(arrays, axis=axis))
-    output = Path(output) if output else manifest.parent / info["checkpoint"]
-    save_checkpoint_atomic(merged, output)
-    config = config_path_for(files[0].with_name(info["checkpoint"]))
-    if config.is_file() and config_path_for(output) != config:
-        shutil.copyfile(config, config_path_for(output))
+    if len(outputs) == 1:
+        save_checkpoint_atomic(merged, output)
+    else:  # the merged checkpoint with a copy of its config, as a pair
+        with atomic_set(outputs) as (checkpoint_temp, config_temp):
+            save_checkpoint(merged, checkpoint_temp)
+            shutil.copyfile(source_config, config_temp)
     return output
 
 

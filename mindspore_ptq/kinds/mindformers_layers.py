@@ -5,6 +5,8 @@ Registered when MindFormers is importable; a debug log says so when it is not. I
 """
 import logging
 
+from ms_infra.frameworks import import_quietly
+
 from ..cells.registry import register
 
 logger = logging.getLogger(__name__)
@@ -13,9 +15,9 @@ logger = logging.getLogger(__name__)
 def register_mindformers_layers(kinds):
     """Register MindFormers' ColumnParallelLinear/RowParallelLinear; returns the registered classes."""
     try:
-        from mindformers.experimental.infer.core.layers import ColumnParallelLinear, RowParallelLinear
+        layers = import_quietly("mindformers.experimental.infer.core.layers")
     except ImportError as err:
         logger.debug("MindFormers layers not registered for quantization: %s", err)
         return ()
-    register(ColumnParallelLinear, RowParallelLinear)(kinds["linear"].wrapper)
-    return ColumnParallelLinear, RowParallelLinear
+    register(layers.ColumnParallelLinear, layers.RowParallelLinear)(kinds["linear"].wrapper)
+    return layers.ColumnParallelLinear, layers.RowParallelLinear

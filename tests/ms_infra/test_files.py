@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from ms_infra.files import atomic_set, check_outputs
+from ms_infra.files import atomic_set, check_inputs, check_outputs, read_yaml_mapping
 
 
 def test_atomic_set_renames_every_file_when_the_block_succeeds(tmp_path):
@@ -45,3 +45,42 @@ def test_check_outputs_refuses_a_read_only_folder(tmp_path):
     folder.chmod(0o500)
     with pytest.raises(PermissionError, match="not writable"):
         check_outputs([folder / "out.json"])
+
+
+def test_check_outputs_refuses_a_folder_as_output_and_a_file_as_folder(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(IsADirectoryError, match="results is a directory; name a file"):
+        check_outputs([tmp_path / "results"], overwrite=True)
+    with pytest.raises(NotADirectoryError, match="notes.txt is a file, not a folder"):
+        check_outputs([tmp_path / "notes.txt" / "deeper" / "out.json"])
+
+
+def test_check_inputs_names_the_flag_of_a_missing_file_or_a_folder(tmp_path):
+    (tmp_path / "data.json").write_text("{}")
+    check_inputs({"--dataset_path": tmp_path / "data.json", "--shots_path": None})
+    with pytest.raises(FileNotFoundError, match="--dataset_path .*none.json not found"):
+        check_inputs({"--dataset_path": tmp_path / "none.json"})
+    with pytest.raises(IsADirectoryError, match="--load_checkpoint .* is a directory"):
+        check_inputs({"--load_checkpoint": tmp_path})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a: [1\n", "is not valid YAML: line 2, column 1: expected ',' or ']'"),
+    ("- a\n", "must be a YAML mapping, got list"),
+    ("", "must be a YAML mapping, got nothing"),
+    ("\xff\xfe", "is not valid YAML"),
+], ids=["syntax", "list", "empty", "not-text"])
+def test_read_yaml_mapping_names_the_file_and_the_problem_in_one_line(tmp_path, text, message):
+    path = tmp_path / "c.yaml"
+    path.write_bytes(text.encode("latin-1"))
+    with pytest.raises(ValueError, match="config .*c.yaml") as error:
+        read_yaml_mapping(path, "config")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_read_yaml_mapping_reads_a_mapping_and_names_a_missing_file(tmp_path):
+    (tmp_path / "c.yaml").write_text("a: 1\n")
+    assert read_yaml_mapping(tmp_path / "c.yaml", "config") == {"a": 1}
+    with pytest.raises(FileNotFoundError, match="config not found: .*none.yaml"):
+        read_yaml_mapping(tmp_path / "none.yaml", "config")

@@ -17,7 +17,7 @@ from pathlib import Path
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
-from ms_infra.files import check_outputs, write_json_atomic, write_text_atomic
+from ms_infra.files import check_inputs, check_outputs, write_json_atomic, write_text_atomic
 
 from ..benchmark import markdown_tables
 from ...io import checkpoint_size_mb
@@ -25,7 +25,8 @@ from ...log import logger
 from ..plots import plot_accuracy_vs_size, plot_layer_errors
 from ..presets import ALL_APPROACHES, APPROACHES, approach_config
 from ..reports import report_path_for
-from .common import DEFAULT_SQUAD_DIR, add_config_argument
+from ..workflow import check_float_checkpoint
+from .common import DEFAULT_SQUAD_DIR, POSITIVE, add_config_argument, count
 
 
 def add_arguments(parser):
@@ -37,13 +38,13 @@ def add_arguments(parser):
     parser.add_argument("--float_rows", nargs="+", default=["fp32", "fp16"], choices=["fp32", "fp16"],
                         help="float baselines to evaluate (fp32 is always the reference; the FP16 checkpoint's size "
                              "is the size yardstick either way)")
-    parser.add_argument("--n_samples", type=int, default=200, help="dev questions for F1/EM")
-    parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity and KL")
-    parser.add_argument("--calib_samples", type=int, default=32, help="calibration samples (train questions)")
-    parser.add_argument("--calib_text_windows", type=int, default=0,
+    parser.add_argument("--n_samples", type=POSITIVE, default=200, help="dev questions for F1/EM")
+    parser.add_argument("--ppl_windows", type=POSITIVE, default=64, help="512-token dev windows for perplexity and KL")
+    parser.add_argument("--calib_samples", type=POSITIVE, default=32, help="calibration samples (train questions)")
+    parser.add_argument("--calib_text_windows", type=count(0, "adds none"), default=0,
                         help="plain-text windows of the train contexts added to the calibration samples")
-    parser.add_argument("--speed_prompt_tokens", type=int, default=200, help="prompt length for the speed figures")
-    parser.add_argument("--speed_new_tokens", type=int, default=128, help="generated tokens for decode tokens/s")
+    parser.add_argument("--speed_prompt_tokens", type=POSITIVE, default=200, help="prompt length for the speed figures")
+    parser.add_argument("--speed_new_tokens", type=POSITIVE, default=128, help="generated tokens for decode tokens/s")
     parser.add_argument("--reuse", action="store_true", help="keep results already in output_dir (resume a run)")
     parser.add_argument("--overwrite", action="store_true", help="redo and replace results already in output_dir")
     parser.add_argument("--output_dir", default="outputs/bench")
@@ -59,7 +60,10 @@ def _step(command, output, log, args):
     if not (args.reuse and Path(output).is_file()):
         logger.info("running %s", " ".join(command[2:]))
         with open(log, "w", encoding="utf-8") as stdout:
-            subprocess.run(command, check=True, stdout=stdout)
+            status = subprocess.run(command, check=False, stdout=stdout).returncode
+        if status:
+            raise ChildProcessError(f"bench step `mindspore-ptq {' '.join(command[3:])}` failed with exit status "
+                                    f"{status} (its error is above; its output is in {log})")
     return json.loads(Path(output).read_text())
 
 
@@ -94,17 +98,19 @@ def run(args):
         raise ValueError("--reuse keeps earlier results and --overwrite replaces them: choose one")
     if not args.reuse:
         check_outputs([output_dir / "results.json"], args.overwrite)
-    for flag in ("n_samples", "ppl_windows", "calib_samples", "speed_prompt_tokens", "speed_new_tokens"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"bench compares every row on each measure: --{flag} must be >= 1, "
-                             f"got {getattr(args, flag)}")
+    fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
+    check_inputs({f"{args.config}: load_checkpoint": fp32_checkpoint or None,
+                  "--squad_dir train file": Path(args.squad_dir) / "train-v1.1.json",
+                  "--squad_dir dev file": Path(args.squad_dir) / "dev-v1.1.json"})
+    if not fp32_checkpoint:
+        raise ValueError(f"{args.config} names no load_checkpoint: bench needs the float network's weights")
+    check_float_checkpoint(fp32_checkpoint, f"{args.config}: load_checkpoint")
     if not Path(args.fp16_checkpoint).is_file():
         raise FileNotFoundError(f"--fp16_checkpoint {args.fp16_checkpoint} not found (the size yardstick; "
                                 f"`make convert` writes it)")
     names = ", ".join(dict.fromkeys(["fp32", *args.float_rows, *args.approaches]))
     print(f"bench: {args.n_samples} dev questions ({args.squad_dir}), {args.ppl_windows} perplexity windows, "
           f"{args.calib_samples} calibration samples; rows: {names} -> {output_dir}", flush=True)
-    fp32_checkpoint = MFParallelLlama2Helper(args.config).config.get("load_checkpoint")
     floats = {"fp32": {"checkpoint": fp32_checkpoint}, "fp16": {"checkpoint": args.fp16_checkpoint}}
     floats = {name: floats[name] for name in ("fp32", *args.float_rows)}
     rows = {}

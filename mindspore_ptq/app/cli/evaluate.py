@@ -9,16 +9,17 @@ mode from the PTQ config beside it.
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
-from ms_infra.files import check_outputs, write_json_atomic
+from ms_infra.files import check_inputs, check_outputs, write_json_atomic
 from ms_infra.parallel import tp_rank_and_size
 
 from ...datasets import load_squad
-from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad
+from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad, perplexity_window
 from ...evaluation.resources import parameter_memory_mb, peak_rss_mb
 from ...evaluation.speed import generation_speed
 from ..workflow import load_network
 from .approach import add_approach_arguments, resolve_approach
-from .common import DEFAULT_SQUAD_DIR, add_config_argument
+from .common import (DEFAULT_SQUAD_DIR, POSITIVE, add_config_argument, add_shots_argument,
+                     add_window_length_argument, check_prompt_inputs, count)
 
 
 def add_arguments(parser):
@@ -28,16 +29,20 @@ def add_arguments(parser):
                                          "(default: read from that config)")
     parser.add_argument("--dataset_path", "-s", default=f"{DEFAULT_SQUAD_DIR}/dev-v1.1.json",
                         help="SQuAD v1.1 dev file")
-    parser.add_argument("--n_samples", type=int, default=200, help="first N dev questions; 0 skips SQuAD")
-    parser.add_argument("--max_new_tokens", type=int, default=24, help="answer length limit in tokens")
+    add_shots_argument(parser)
+    parser.add_argument("--n_samples", type=count(0, "skips SQuAD"), default=200, help="first N dev questions")
+    parser.add_argument("--max_new_tokens", type=POSITIVE, default=24, help="answer length limit in tokens")
     parser.add_argument("--template", default="squad_3shot", help="prompt template name")
-    parser.add_argument("--ppl_windows", type=int, default=64, help="512-token dev windows for perplexity; 0 skips")
+    parser.add_argument("--ppl_windows", type=count(0, "skips perplexity"), default=64,
+                        help="dev windows for perplexity")
+    add_window_length_argument(parser, "--ppl_window_length")
     parser.add_argument("--reference_checkpoint", default=None,
                         help="float checkpoint to compare against (KL divergence and top-1 agreement)")
-    parser.add_argument("--speed_prompt_tokens", type=int, default=0,
-                        help="time generation at batch 1 from the first dev passage cut to this many tokens; 0 skips")
-    parser.add_argument("--speed_new_tokens", type=int, default=128, help="tokens generated for the speed figure")
-    parser.add_argument("--batch_size", type=int, default=None, help="prompts generated together (default: YAML's)")
+    parser.add_argument("--speed_prompt_tokens", type=count(0, "skips the speed figure"), default=0,
+                        help="time generation at batch 1 from the first dev passage cut to this many tokens")
+    parser.add_argument("--speed_new_tokens", type=POSITIVE, default=128, help="tokens generated for the speed figure")
+    parser.add_argument("--batch_size", type=POSITIVE, default=None,
+                        help="prompts generated together (default: YAML's)")
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
     parser.add_argument("--output", default=None,
                         help="write the results as JSON here (rewritten as each part finishes)")
@@ -52,24 +57,43 @@ def _save(args, results):
         write_json_atomic(args.output, results)
 
 
-def run(args):
-    # 1. Context and network: GRAPH_MODE for deployment.
+def _check(args, helper):
+    """Everything the run reads and writes, and the sizes it asks for, before the network is built."""
+    checkpoint_flag = "--load_checkpoint" if args.load_checkpoint else f"{args.config}: load_checkpoint"
+    inputs = {checkpoint_flag: args.load_checkpoint or helper.config.get("load_checkpoint") or None,
+              "--reference_checkpoint": args.reference_checkpoint}
     if args.output:
         check_outputs([args.output], args.overwrite,
-                      inputs=[args.config, args.load_checkpoint, args.reference_checkpoint, args.dataset_path])
+                      inputs=[args.config, *inputs.values(), args.dataset_path, args.shots_path])
+    check_inputs(inputs)
+    if args.n_samples:
+        check_prompt_inputs(args.dataset_path, args.template, args.shots_path)
+    elif args.ppl_windows or args.speed_prompt_tokens:
+        check_inputs({"--dataset_path": args.dataset_path})
+    seq_length = helper.get_spec("seq_length")
+    if args.speed_prompt_tokens and args.speed_prompt_tokens + args.speed_new_tokens > seq_length:
+        raise ValueError(f"--speed_prompt_tokens {args.speed_prompt_tokens} + --speed_new_tokens "
+                         f"{args.speed_new_tokens} exceed the model's seq_length {seq_length}")
+    return perplexity_window(seq_length, args.ppl_window_length) if args.ppl_windows else None
+
+
+def run(args):
+    # 1. Context and network: GRAPH_MODE for deployment.
     helper = MFParallelLlama2Helper(args.config)
     if args.batch_size:
         helper = helper.with_specs(batch_size=args.batch_size)
+    window = _check(args, helper)
+    approach = resolve_approach(args)[1]
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
     # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
-    network = load_network(helper, args.load_checkpoint, resolve_approach(args)[1])
+    network = load_network(helper, args.load_checkpoint, approach)
     results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint,
                "memory_mb": parameter_memory_mb(network)}
     # 2. SQuAD F1/EM by greedy generation.
     if args.n_samples:
         squad = evaluate_squad(network, helper, tokenizer, args.dataset_path, args.n_samples,
-                               args.max_new_tokens, args.template)
+                               args.max_new_tokens, args.template, args.shots_path)
         print(f"SQuAD ({squad['n']} questions, {args.template}): F1 {squad['f1']:.2f}  EM {squad['exact_match']:.2f}"
               f"  (MindFormers EmF1Metric: F1 {squad['mf_f1']:.2f}  EM {squad['mf_exact_match']:.2f})"
               f"  {squad['seconds']:.0f} s")
@@ -77,11 +101,11 @@ def run(args):
         _save(args, results)
     # 3. Perplexity, and KL / top-1 against the reference network.
     if args.ppl_windows:
-        windows = context_windows(args.dataset_path, tokenizer, n_windows=args.ppl_windows)
+        windows = context_windows(args.dataset_path, tokenizer, window, args.ppl_windows)
         reference = load_network(helper, args.reference_checkpoint) if args.reference_checkpoint else None
         ppl = evaluate_perplexity(network, windows, reference)
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
-        print(f"Perplexity ({len(windows)}x512 windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
+        print(f"Perplexity ({len(windows)}x{window} windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
         results["perplexity"] = ppl
         _save(args, results)
     # 4. Generation speed at batch 1.

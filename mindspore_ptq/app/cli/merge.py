@@ -8,11 +8,12 @@ from ...io.sharding import compare, merge
 def add_arguments(parser):
     parser.add_argument("manifest", help="<name>.shards.json written by a tensor-parallel quantization")
     parser.add_argument("--output", default=None, help="merged checkpoint (default: <name>.ckpt beside it)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing merged checkpoint")
     parser.add_argument("--compare", default=None, help="report how the merged checkpoint differs from this one")
 
 
 def run(args):
-    merged = merge(args.manifest, args.output)
+    merged = merge(args.manifest, args.output, args.overwrite)
     print(merged)
     if args.compare:
         report = compare(merged, args.compare)

@@ -9,15 +9,16 @@ from pathlib import Path
 
 import mindspore as ms
 
-from ms_infra.files import check_outputs
+from ms_infra.files import check_inputs, check_outputs
 
 from network_helpers import MFParallelLlama2Helper
 
 from ...config import CalibrationInputs
 from ...datasets import DATASETS
-from ..workflow import output_files, quantize_to_checkpoint
+from ..workflow import check_float_checkpoint, output_files, quantize_to_checkpoint
 from .approach import add_approach_arguments, resolve_approach
-from .common import DEFAULT_SQUAD_DIR, add_config_argument
+from .common import (DEFAULT_SQUAD_DIR, POSITIVE, add_config_argument, add_shots_argument, check_prompt_inputs,
+                     count)
 
 
 def add_arguments(parser):
@@ -36,7 +37,7 @@ def add_arguments(parser):
     parser.add_argument("--smooth_power_of_two", action="store_true",
                         help="round SmoothQuant factors to powers of two; with --calibration_inputs float a "
                              "tensor-parallel run then gives the single-process int8 weights exactly")
-    parser.add_argument("--range_mantissa_bits", type=int, default=None,
+    parser.add_argument("--range_mantissa_bits", type=POSITIVE, default=None,
                         help="round calibrated activation and KV-cache ranges outward to this many significant bits "
                              "(N: at most 2^(1-N) wider); with the two options above and 5 bits, a tensor-parallel "
                              "run gave the single-process checkpoint bit for bit")
@@ -44,9 +45,10 @@ def add_arguments(parser):
                         help="calibration data set")
     parser.add_argument("--dataset_path", "-s", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
                         help="calibration data: SQuAD v1.1 train file")
-    parser.add_argument("--n_samples", type=int, default=64, help="calibration samples (question + answer each)")
+    parser.add_argument("--n_samples", type=POSITIVE, default=64, help="calibration samples (question + answer each)")
     parser.add_argument("--template", default="squad_3shot", help="prompt template of the calibration samples")
-    parser.add_argument("--text_windows", type=int, default=0,
+    add_shots_argument(parser)
+    parser.add_argument("--text_windows", type=count(0, "adds none"), default=0,
                         help="also calibrate on this many 512-token plain-text windows of the dataset file's "
                              "contexts, interleaved with the prompts (ranges then cover text that is not a prompt)")
     parser.add_argument("--output_dir", default=None,
@@ -57,10 +59,8 @@ def add_arguments(parser):
 
 
 def run(args):
-    # 1. The helper reads the YAML; calibration runs in PyNative, layer by layer.
+    # 1. The helper reads the YAML; everything the run reads or writes is checked before the network is built.
     helper = MFParallelLlama2Helper(args.config)
-    helper.set_context(ms.PYNATIVE_MODE)
-    # 2.-4. Calibrate on the first n_samples train questions (prompt + gold answer), convert, save with config.
     overrides = {}
     if args.calibration_inputs is not None:
         overrides["calibration_inputs"] = CalibrationInputs(args.calibration_inputs)
@@ -69,11 +69,19 @@ def run(args):
     if args.range_mantissa_bits is not None:
         overrides["range_mantissa_bits"] = args.range_mantissa_bits
     name, config = resolve_approach(args, **overrides)
+    source = helper.config.get("load_checkpoint") or None  # none: random weights (the helper warns)
+    check_inputs({f"{args.config}: load_checkpoint": source})
+    check_float_checkpoint(source, f"{args.config}: load_checkpoint")
+    if config.needs_calibration_data:
+        check_prompt_inputs(args.dataset_path, args.template, args.shots_path)
     output_dir = Path(args.output_dir or f"outputs/{name}")
     checkpoint = output_dir / f"{name}.ckpt"
-    check_outputs(output_files(checkpoint), args.overwrite, inputs=[helper.config.get("load_checkpoint"), args.config])
+    check_outputs(output_files(checkpoint), args.overwrite, inputs=[source, args.config])
+    # 2.-4. Calibrate in PyNative on the first n_samples train questions (prompt + gold answer), layer by layer;
+    # convert, save with the config.
+    helper.set_context(ms.PYNATIVE_MODE)
     summary = quantize_to_checkpoint(helper, config, args.dataset_path, args.n_samples, checkpoint, args.template,
-                                     args.time_float_forward, args.text_windows, args.dataset_type)
+                                     args.time_float_forward, args.text_windows, args.dataset_type, args.shots_path)
     print(f"{name}: calibrated on {summary['n_samples']} samples in {summary['calibration_seconds']:.0f} s -> "
           f"{summary['checkpoint']} ({summary['size_mb']:.1f} MB)")
     return summary
