@@ -5,6 +5,10 @@ Decode tokens/s excludes the prefill; "of limit" is weight bytes read per token 
 
     python example/bench_decode.py --checkpoints fp32=artifacts/smollm2-135m/smollm2_135m_fp32.ckpt \\
         a16w8=outputs/a16w8/a16w8.ckpt [--transformers] [--output outputs/decode.json]
+
+A path written `fused:PATH` (a float checkpoint) runs the float network's decode steps through the same
+one-call-per-layer kernel the deployed quantized networks use (its linears as fp32 GEMVs): the float peer of
+that runtime, so that the speed-up of the weights alone shows.
 """
 import argparse
 import json
@@ -19,12 +23,16 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq.app.workflow import load_network
+from mindspore_ptq.cells.decode_layer import fuse_decode_layers
 from mindspore_ptq.datasets import load_squad
 from mindspore_ptq.evaluation.speed import generation_speed, timed
 from ms_infra.checkpoint import is_runtime_state
 from ms_infra.files import check_outputs, write_json_atomic
 from network_helpers import MFParallelLlama2Helper
 from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
+
+
+FUSED = "fused:"
 
 
 def parse_args(argv=None):
@@ -57,7 +65,10 @@ def measure_checkpoint(args):
     """The --worker process: deploy one checkpoint in GRAPH_MODE and time it."""
     helper = MFParallelLlama2Helper(args.config)
     helper.set_context(ms.GRAPH_MODE)
-    network = load_network(helper, args.worker)
+    fused = args.worker.startswith(FUSED)
+    network = load_network(helper, args.worker[len(FUSED):] if fused else args.worker)
+    if fused:
+        fuse_decode_layers(helper.layout.decoder_layers(network))
     speed = generation_speed(network, prompt_ids(helper, args), args.new_tokens)
     return {**speed, "weight_bytes_per_token": weight_bytes_per_token(network)}
 

@@ -2,8 +2,8 @@
 from . import kinds  # noqa: F401  (registers the quantizable float cells)
 from .comp_algo import CompAlgo
 from .config import (BackendTarget, CalibrationInputs, Granularity, LayerPrecision, OutliersSuppressionType,
-                     PTQConfig, PTQMode, RangeObserver)
+                     PrecisionRecovery, PTQConfig, PTQMode, RangeObserver)
 from .ptq import PTQ
 
 __all__ = ["CompAlgo", "PTQ", "PTQConfig", "PTQMode", "BackendTarget", "OutliersSuppressionType", "Granularity",
-           "RangeObserver", "LayerPrecision", "CalibrationInputs"]
+           "RangeObserver", "LayerPrecision", "CalibrationInputs", "PrecisionRecovery"]

@@ -15,7 +15,8 @@ class CellPlan:
     its rounding (config.range_mantissa_bits); keep_samples: the wrapper keeps a sample of its inputs (for range
     observers and the smoothing search); kernel_backend: whose kernels the deployed cell runs (DEPLOY: the
     config's backend; None while calibrating, which always runs the portable ops, so the checkpoint does not
-    depend on the machine).
+    depend on the machine). weight_bits/group_size: the weight grid (8 or 4 bits; 0: one scale per output
+    row); hessian: the wrapper accumulates the Hessian of its inputs (for GPTQ).
     """
     path: str
     kind: str
@@ -26,6 +27,9 @@ class CellPlan:
     range_mantissa_bits: Optional[int] = None
     keep_samples: bool = False
     kernel_backend: Optional[BackendTarget] = None
+    weight_bits: int = 8
+    group_size: int = 0
+    hessian: bool = False
     skip_reason: str = ""  # set when the cell stays float: why
 
     @property
@@ -36,6 +40,11 @@ class CellPlan:
     def static_activation(self):
         return self.activation is Granularity.PER_TENSOR
 
+    @property
+    def grouped_weight(self):
+        """The weight has scales per (row, group): anything but int8 with one scale per row."""
+        return self.weight_bits != 8 or self.group_size > 0
+
 
 def blacklist_entry(path, blacklist):
     """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
@@ -45,11 +54,6 @@ def blacklist_entry(path, blacklist):
 def layer_override(path, config):
     """(pattern, LayerPrecision) of the first layer_overrides entry contained in `path`, else (None, None)."""
     return next(((p, precision) for p, precision in config.layer_overrides if p in path), (None, None))
-
-
-def blacklist_entry(path, blacklist):
-    """The seed's fuzzy rule: a cell is skipped if a blacklist entry is a substring of its full name."""
-    return next((entry for entry in blacklist if entry in path), None)
 
 
 def kernel_backend_for(config):

@@ -34,6 +34,35 @@ class MinMaxObserver:
         return np.maximum(np.abs(self.minimum), np.abs(self.maximum))
 
 
+def gram(x):
+    """(X^T X, rows) of the rows (tokens) of x (..., in), multiplied in float32 (BLAS)."""
+    rows = np.asarray(x, np.float32).reshape(-1, np.shape(x)[-1])
+    return rows.T @ rows, rows.shape[0]
+
+
+class InputHessian:
+    """H = 2 X^T X / n over the n observed rows x (tokens) of the inputs (..., in): the Hessian of a linear's
+    squared output error with respect to its weights' rows (GPTQ); batches are summed in float64."""
+
+    def __init__(self, name):
+        self.name, self.sum, self.rows = name, None, 0
+
+    def update(self, x):
+        self.add(*gram(x))
+
+    def add(self, product, rows):
+        """Add one batch's (X^T X, rows), e.g. computed once for the linears that read the same input."""
+        product = np.asarray(product, np.float64)
+        self.sum = product if self.sum is None else self.sum + product
+        self.rows += rows
+
+    @property
+    def matrix(self):
+        if self.sum is None:
+            raise ValueError(f"{self.name} saw no calibration data (GPTQ needs its inputs)")
+        return 2.0 * self.sum / self.rows
+
+
 class RowSample:
     """Up to `rows_per_batch` evenly spaced rows (tokens) of each observed batch, for statistics that need the
     data itself (percentile and histogram ranges, the smoothing search)."""

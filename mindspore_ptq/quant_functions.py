@@ -8,10 +8,11 @@ QMIN, QMAX = -128, 127
 SYM_MAX = 127
 
 
-def symmetric_scale(abs_max):
-    """scale = abs_max / 127; an all-zero channel gets scale 1 (its values quantize to 0 exactly)."""
+def symmetric_scale(abs_max, bits=8):
+    """scale = abs_max / symmetric_max(bits) (127 for int8); an all-zero channel gets scale 1 (its values quantize
+    to 0 exactly)."""
     abs_max = np.asarray(abs_max, np.float64)
-    return np.where(abs_max > 0, abs_max / SYM_MAX, 1.0).astype(np.float32)
+    return np.where(abs_max > 0, abs_max / symmetric_max(bits), 1.0).astype(np.float32)
 
 
 def asymmetric_scale_zero_point(minimum, maximum):
@@ -58,6 +59,37 @@ def quantize_weight_per_channel(weight, abs_max=None):
     assert abs_max.shape == (weight.shape[0],), f"abs_max must be ({weight.shape[0]},), got {abs_max.shape}"
     scale = symmetric_scale(abs_max)
     return quantize(weight, scale[:, None], 0.0, -SYM_MAX, SYM_MAX), scale
+
+
+def symmetric_max(bits):
+    """The largest code of a symmetric grid of `bits` bits: 127 for int8, 7 for int4 ([-7, 7])."""
+    return 2 ** (bits - 1) - 1
+
+
+def group_scales(weight, bits, group_size):
+    """Symmetric scales (out, in / group_size) of a weight (out, in): max |w| of each group / symmetric_max(bits)
+    (1 for a group of zeros)."""
+    out_features, in_features = weight.shape
+    if group_size <= 0 or in_features % group_size:
+        raise ValueError(f"group_size {group_size} does not divide the {in_features} inputs of the weight")
+    return symmetric_scale(np.abs(np.asarray(weight, np.float64)).reshape(out_features, -1, group_size).max(axis=2),
+                           bits)
+
+
+def quantize_weight_grouped(weight, bits, group_size, scales=None):
+    """Symmetric `bits`-bit codes (int8 (out, in), within [-max, max]) and scales (out, groups) for groups of
+    `group_size` inputs of each row (group_size = in: one scale per row); `scales` default to group_scales."""
+    weight = np.asarray(weight, np.float32)
+    scales = group_scales(weight, bits, group_size) if scales is None else np.asarray(scales, np.float32)
+    limit = symmetric_max(bits)
+    per_input = np.repeat(scales, group_size, axis=1)
+    return quantize(weight, per_input, 0.0, -limit, limit), scales
+
+
+def dequantize_grouped(codes, scales):
+    """weight (out, in) = codes * the scale of each input's group; scales (out, groups)."""
+    group_size = codes.shape[1] // scales.shape[1]
+    return (np.asarray(codes, np.float64) * np.repeat(scales, group_size, axis=1)).astype(np.float32)
 
 
 def quantize_per_token(x):

@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 from typing import Tuple
 
-from .llama import ColumnParallelLinear, ParallelLlamaForCausalLM, RowParallelLinear, StaticKVCache
+from .llama import ColumnParallelLinear, ParallelLlamaForCausalLM, RowParallelLinear, StaticKVCache, VocabEmbedding
 
 
 @dataclass(frozen=True)
@@ -10,6 +10,7 @@ class LlamaLayout:
     """Where the decoder layers are, what feeds them, and whose output feeds which linears."""
     layers_path: str = "model.layers"
     head_paths: Tuple[str, ...] = ("lm_head",)
+    embedding_paths: Tuple[str, ...] = ("model.tok_embeddings",)  # token tables, read before the first layer
     # (cell whose output feeds the linears, the linears), paths relative to a decoder layer. The feeding
     # cell's output channels can absorb a per-channel smoothing factor exactly.
     smooth_groups: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -38,13 +39,18 @@ class LlamaLayout:
         """Input of the head cells given the last decoder layer's output."""
         return network.model.norm_out(hidden)
 
+    def pad_token_id(self, network):
+        """The token id that pads input rows (on the right)."""
+        return network.args.pad_token_id
+
 
 LAYOUTS = {ParallelLlamaForCausalLM: LlamaLayout()}
 
 # The portable network's cells that the quantization plugin can replace, by kind. Linears hold `weight`
 # (out, in), say `parallel_mode`/`tp_size`; KV caches hold key_cache/value_cache and the storage hooks
 # (storage_dtype, encode_*, decode_*) of StaticKVCache.
-QUANTIZABLE_CELLS = {"linear": (ColumnParallelLinear, RowParallelLinear), "kv_cache": (StaticKVCache,)}
+QUANTIZABLE_CELLS = {"linear": (ColumnParallelLinear, RowParallelLinear), "kv_cache": (StaticKVCache,),
+                     "embedding": (VocabEmbedding,)}
 
 
 def layout_for(network):

@@ -9,10 +9,11 @@ def deployed_cell(wrapper):
 
 
 class RoundToNearest(Step):
-    """Quantizes every wrapper of the layer by its kind's quantizer."""
+    """Quantizes every wrapper of the layer that an earlier step (GPTQ) left unquantized by its kind's quantizer."""
 
     def on_layer(self, cells, layer, inputs):
         for cell in cells:
-            KINDS[cell.kind].quantize(cell.wrapper)
+            if cell.wrapper.quantized is None:
+                KINDS[cell.kind].quantize(cell.wrapper)
 
     on_head = on_layer

@@ -21,13 +21,13 @@ def _float_cell(cell):
     return getattr(cell, "float_cell", cell)
 
 
-def _scale_weight(cell, factor):
+def scale_weight(cell, factor):
     """weight (out, in) *= factor over input channels."""
     weight = _float_cell(cell).weight
     weight.set_data(Tensor(weight.asnumpy() * factor[None, :], weight.dtype))
 
 
-def _fold_into_output(cell, divisor):
+def fold_into_output(cell, divisor):
     """Divide the output channels of a norm (weight (c,)) or a linear (weight (c, in)) by `divisor`."""
     weight = _float_cell(cell).weight
     values = weight.asnumpy()
@@ -124,15 +124,15 @@ class SmoothQuant(Step):
                 continue
             linears = [get_cell(layer, p) for p in linear_paths]
             alpha, factors, errors = self._choose(quantized, linears)
-            _fold_into_output(get_cell(layer, feeder), factors)
+            fold_into_output(get_cell(layer, feeder), factors)
             for linear in linears:
-                _scale_weight(linear, factors)
+                scale_weight(linear, factors)
             self._record(quantized, factors, alpha, errors, f"folded into {feeder}")
             grouped.update(linear_paths)
         for path, cell in by_path.items():
             if path not in grouped and cell.wrapper.plan.smooth_multiply:
                 alpha, factors, errors = self._choose([cell], [cell.wrapper])
-                _scale_weight(cell.wrapper, factors)
+                scale_weight(cell.wrapper, factors)
                 self._record([cell], factors, alpha, errors, "input multiply")
 
     on_head = on_layer

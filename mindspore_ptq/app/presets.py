@@ -1,7 +1,8 @@
 """The named quantization approaches, as PTQConfig keyword data: the seed's five, and the accuracy-recovery ones."""
 import mindspore as ms
 
-from ..config import Granularity, OutliersSuppressionType, PTQConfig, RangeObserver
+from ..config import (Granularity, LayerPrecision, OutliersSuppressionType, PrecisionRecovery, PTQConfig,
+                      RangeObserver)
 
 _SMOOTH = OutliersSuppressionType.SMOOTH
 # The seed's A8W8 recipe keeps w2 (the down projection, widest activation range) and lm_head in float.
@@ -36,7 +37,26 @@ RECOVERY_APPROACHES = {
     "a8w8_rotated": _ROTATED,  # static min-max ranges after the Hadamard rotations
     "a8w8c8_rotated_auto": dict(_ROTATED, **_FALLBACK, kvcache_quant_dtype=ms.int8),
 }
-ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES}
+
+# Low-bit weights: symmetric int4 per group of 128 inputs (or per row) on every decoder linear, lm_head int8 per
+# row, embeddings float; rounded to nearest or by GPTQ. (SmolLM2's embedded weights are dequantized Q4_1, whose
+# asymmetric groups of 32 a symmetric g128 grid does not reproduce.)
+_INT4_G128 = dict(weight_quant_dtype=ms.qint4x2, weight_quant_granularity=Granularity.PER_GROUP, group_size=128,
+                  layer_overrides=(("lm_head", LayerPrecision.W8),))
+_INT4_ROW = dict(weight_quant_dtype=ms.qint4x2, layer_overrides=(("lm_head", LayerPrecision.W8),))
+_GPTQ = dict(precision_recovery=PrecisionRecovery.GPTQ)
+LOW_BIT_APPROACHES = {
+    "a16w4_rtn_g128": _INT4_G128,
+    "a16w4_gptq_g128": dict(_INT4_G128, **_GPTQ),
+    "a16w4_rtn": _INT4_ROW,
+    "a16w4_gptq": dict(_INT4_ROW, **_GPTQ),
+    "a16w8_gptq": dict(weight_quant_dtype=ms.int8, **_GPTQ),
+    "a16w4_awq_g128": dict(_INT4_G128, outliers_suppression=OutliersSuppressionType.AWQ),
+    "a16w4_awq_gptq_g128": dict(_INT4_G128, outliers_suppression=OutliersSuppressionType.AWQ, **_GPTQ),
+    # the smallest: lm_head int4 g128 as well, and the token table int8
+    "a16w4e8_gptq_g128": dict(_INT4_G128, layer_overrides=(), embedding_quant_dtype=ms.int8, **_GPTQ),
+}
+ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES, **LOW_BIT_APPROACHES}
 
 
 def approach_config(name, **overrides):

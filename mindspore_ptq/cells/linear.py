@@ -1,5 +1,5 @@
-"""Deployed int8 linears: weight-only (A16W8), static per-tensor activations (A8W8) and dynamic per-token
-activations (A8W8 per token).
+"""Deployed quantized linears: weight-only int8 (A16W8), grouped or int4 weight-only (A16W4, packed two codes per
+byte), static per-tensor activations (A8W8) and dynamic per-token activations (A8W8 per token).
 
 Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
 backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
@@ -16,6 +16,7 @@ from ms_infra.parallel import all_gather_last_dim, all_reduce_sum
 
 from .. import quant_functions as qf
 from ..config import Granularity
+from ..kernels.reference import dequantize_grouped, pack_int4, unpack_int4
 from ..kernels.select import linear_kernel
 
 
@@ -76,6 +77,50 @@ class WeightQuantLinear(nn.Cell):
     def set_quant_params(self, weight_q, weight_scale, **_):
         self.weight.set_data(Tensor(weight_q, ms.int8))
         self.weight_scale.set_data(Tensor(weight_scale, ms.float32))
+
+
+class GroupedWeightLinear(WeightQuantLinear):
+    """Weight-only with one scale per (row, group of `group_size` inputs): y = x @ (codes * group scale)^T.
+
+    int4 codes (bits 4) are packed two per byte along `in` (low nibble = even input), weight uint8 (out, in/2);
+    int8 codes stay int8 (out, in). weight_scale is (out, in / group_size); group_size = in: one scale per row.
+    """
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, kernel=None, bits=4, group_size=0):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel)
+        self.bits, self.group_size = bits, group_size or input_size
+        if input_size % self.group_size or (bits == 4 and input_size % 2):
+            raise ValueError(f"a {bits}-bit weight of {input_size} inputs cannot be split in groups of "
+                             f"{self.group_size}" + (" (int4 packs an even number of inputs)" if bits == 4 else ""))
+        shape = (output_size, input_size // 2) if bits == 4 else (output_size, input_size)
+        self.weight = Parameter(_zeros(shape, ms.uint8 if bits == 4 else ms.int8), name="weight", requires_grad=False)
+        self.weight_scale = Parameter(_zeros((output_size, input_size // self.group_size), ms.float32),
+                                      name="weight_scale", requires_grad=False)
+        per = "per-channel" if self.group_size == input_size else f"per-group g{self.group_size}"
+        self.scheme = f"W{bits} {per} symmetric (weight-only)"
+        self.decode_scheme = "w4" if bits == 4 else f"w{bits}_grouped"
+
+    @classmethod
+    def from_float(cls, float_cell, **options):
+        out_features, in_features = float_cell.weight.shape
+        return cls(in_features, out_features, compute_dtype=float_cell.compute_dtype, **parallel_layout(float_cell),
+                   **options)
+
+    def shard_axes(self):
+        axis = 0 if self.parallel_mode == "column" else 1  # a row linear's groups follow its split inputs
+        return {"weight": axis, "weight_scale": axis}
+
+    def construct(self, x):
+        if self.kernel is not None:
+            return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
+        codes = unpack_int4(self.weight) if self.bits == 4 else self.weight
+        return self._collect(linear(x, dequantize_grouped(codes, self.weight_scale), self.compute_dtype))
+
+    def set_quant_params(self, weight_q, weight_scale, **_):
+        codes = pack_int4(weight_q) if self.bits == 4 else weight_q
+        self.weight.set_data(Tensor(codes, self.weight.dtype))
+        self.weight_scale.set_data(Tensor(np.reshape(weight_scale, self.weight_scale.shape), ms.float32))
 
 
 class SmoothedInputLinear(WeightQuantLinear):
@@ -180,12 +225,17 @@ DEPLOYED_LINEARS = {None: WeightQuantLinear, Granularity.PER_TENSOR: ActWeightQu
 def deployed_linear(float_cell, plan):
     """The empty deployed cell that `plan` calls for in place of `float_cell`, running the kernel of the plan's
     backend (none while calibrating)."""
-    options = {} if plan.activation is None else {"smooth": plan.smooth_multiply}
+    if plan.grouped_weight:
+        cls, options, weight_format = GroupedWeightLinear, dict(bits=plan.weight_bits, group_size=plan.group_size), \
+            "w4" if plan.weight_bits == 4 else "w8_grouped"
+    else:
+        cls, weight_format = DEPLOYED_LINEARS[plan.activation], "w8"
+        options = {} if plan.activation is None else {"smooth": plan.smooth_multiply}
     layout = parallel_layout(float_cell)
     if plan.kernel_backend is not None:
         split_tokens = layout["parallel_mode"] == "row" and layout["tp_size"] > 1
-        options["kernel"] = linear_kernel(plan.activation, plan.kernel_backend, split_tokens)
-    return DEPLOYED_LINEARS[plan.activation].from_float(float_cell, **options)
+        options["kernel"] = linear_kernel(plan.activation, plan.kernel_backend, split_tokens, weight_format)
+    return cls.from_float(float_cell, **options)
 
 
 def parallel_layout(float_cell):

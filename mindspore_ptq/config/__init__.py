@@ -1,7 +1,7 @@
 """PTQConfig and its vocabulary."""
 from .enums import (ACTIVATION_OF, BackendTarget, CalibrationInputs, Granularity, LayerPrecision,
-                    OutliersSuppressionType, PTQMode, RangeObserver)
+                    OutliersSuppressionType, PrecisionRecovery, PTQMode, RangeObserver)
 from .ptq_config import PTQConfig
 
 __all__ = ["ACTIVATION_OF", "BackendTarget", "CalibrationInputs", "Granularity", "LayerPrecision",
-           "OutliersSuppressionType", "PTQConfig", "PTQMode", "RangeObserver"]
+           "OutliersSuppressionType", "PrecisionRecovery", "PTQConfig", "PTQMode", "RangeObserver"]

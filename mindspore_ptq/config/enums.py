@@ -18,6 +18,7 @@ class OutliersSuppressionType(enum.Enum):
     NONE = "none"
     SMOOTH = "smooth"  # SmoothQuant: move activation outliers into the weights
     ROTATE = "rotate"  # Hadamard rotations of the residual stream and of w2's input (algorithms.rotation)
+    AWQ = "awq"        # activation-aware weight scaling for weight-only quantization (algorithms.awq)
 
 
 class Granularity(enum.Enum):
@@ -25,6 +26,7 @@ class Granularity(enum.Enum):
     PER_TENSOR = "per_tensor"    # activations: one static scale/zero point from calibration
     PER_CHANNEL = "per_channel"  # weights and KV cache: one scale per output channel
     PER_TOKEN = "per_token"      # activations: one symmetric scale per token, computed at run time
+    PER_GROUP = "per_group"      # weights: one scale per group of group_size input channels of each row
 
 
 class RangeObserver(enum.Enum):
@@ -51,3 +53,9 @@ class LayerPrecision(enum.Enum):
 # The activation granularity of each quantized precision: the one vocabulary the cells and the report use.
 ACTIVATION_OF = {LayerPrecision.W8: None, LayerPrecision.A8W8_PER_TENSOR: Granularity.PER_TENSOR,
                  LayerPrecision.A8W8_PER_TOKEN: Granularity.PER_TOKEN}
+
+
+class PrecisionRecovery(enum.Enum):
+    """How weights are rounded (Golden Stick's precision_recovery)."""
+    NONE = "none"  # round to nearest
+    GPTQ = "gptq"  # GPTQ: column by column, the rounding error compensated on the columns not yet rounded

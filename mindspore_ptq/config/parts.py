@@ -9,9 +9,12 @@ from typing import Optional, Tuple
 
 import mindspore as ms
 
-from .enums import (CalibrationInputs, Granularity, LayerPrecision, OutliersSuppressionType, RangeObserver)
+from .enums import (CalibrationInputs, Granularity, LayerPrecision, OutliersSuppressionType, PrecisionRecovery,
+                    RangeObserver)
 
 SUPPORTED_DTYPES = (ms.int8,)
+WEIGHT_BITS = {ms.int8: 8, ms.qint4x2: 4}  # the weight dtypes and their bits (qint4x2 is mindspore.int4)
+GROUP_SIZES = (32, 64, 128)
 
 
 class Part:
@@ -25,9 +28,12 @@ class Part:
     def field(self, attribute):
         return f"PTQConfig.{self.FIELDS[attribute]}"
 
+    SUPPORTED = SUPPORTED_DTYPES
+
     def check_dtype(self, value, attribute):
-        if value is not None and value not in SUPPORTED_DTYPES:
-            raise ValueError(f"{self.field(attribute)}: unsupported dtype {value!r}; only mindspore.int8 or None")
+        if value is not None and value not in self.SUPPORTED:
+            names = " or ".join(f"mindspore.{d}".lower() for d in self.SUPPORTED)
+            raise ValueError(f"{self.field(attribute)}: unsupported dtype {value!r}; only {names} or None")
 
 
 
@@ -51,8 +57,46 @@ class TensorQuant(Part):
 
 @dataclass(frozen=True)
 class WeightQuant(TensorQuant):
-    """int8 weights, symmetric, one scale per output channel."""
-    FIELDS = {"dtype": "weight_quant_dtype", "granularity": "weight_quant_granularity"}
+    """Symmetric int8 or int4 weights, one scale per output channel or per group of `group_size` inputs of a row."""
+    group_size: int = 0
+    ALLOWED = (Granularity.PER_CHANNEL, Granularity.PER_GROUP)
+    SUPPORTED = tuple(WEIGHT_BITS)
+    FIELDS = {"dtype": "weight_quant_dtype", "granularity": "weight_quant_granularity", "group_size": "group_size"}
+
+    def __post_init__(self):
+        super().__post_init__()
+        grouped = self.granularity is Granularity.PER_GROUP
+        if grouped and self.group_size not in GROUP_SIZES:
+            raise ValueError(f"{self.field('group_size')} must be one of {GROUP_SIZES} with "
+                             f"weight_quant_granularity=per_group, got {self.group_size}")
+        if not grouped and self.group_size:
+            raise ValueError(f"{self.field('group_size')}={self.group_size} needs weight_quant_granularity=per_group")
+
+    @property
+    def bits(self):
+        return WEIGHT_BITS.get(self.dtype, 0)
+
+
+@dataclass(frozen=True)
+class Recovery(Part):
+    """How weights are rounded: to nearest, or by GPTQ (damping as a fraction of the mean Hessian diagonal, lazy
+    updates in blocks of `block_size` columns, columns in order of decreasing Hessian diagonal with act_order)."""
+    method: PrecisionRecovery = PrecisionRecovery.NONE
+    damp_percent: float = 0.01
+    block_size: int = 128
+    act_order: bool = False
+    FIELDS = {"method": "precision_recovery", "damp_percent": "gptq_damp_percent",
+              "block_size": "gptq_block_size", "act_order": "gptq_act_order"}
+
+    def __post_init__(self):
+        if not 0.0 < self.damp_percent < 1.0:
+            raise ValueError(f"{self.field('damp_percent')} must be in (0, 1), got {self.damp_percent}")
+        if self.block_size < 1:
+            raise ValueError(f"{self.field('block_size')} must be >= 1, got {self.block_size}")
+
+    @property
+    def gptq(self):
+        return self.method is PrecisionRecovery.GPTQ
 
 
 @dataclass(frozen=True)
@@ -81,6 +125,12 @@ class KVCacheQuant(TensorQuant):
 
 
 @dataclass(frozen=True)
+class EmbeddingQuant(TensorQuant):
+    """Token-embedding tables stored as int8, one symmetric scale per token row (weight-only, no data needed)."""
+    FIELDS = {"dtype": "embedding_quant_dtype"}
+
+
+@dataclass(frozen=True)
 class OutlierSuppression(Part):
     """SmoothQuant (fixed or searched alpha, optionally power-of-two factors) or Hadamard rotations."""
     method: OutliersSuppressionType = OutliersSuppressionType.NONE
@@ -95,7 +145,7 @@ class OutlierSuppression(Part):
             raise ValueError(f"{self.field('alpha')} must be in [0, 1], got {self.alpha}")
         if not isinstance(self.alpha_search, tuple):
             raise TypeError(f"{self.field('alpha_search')} must be a list of alphas, got {self.alpha_search!r}")
-        if any(a is not None and not 0.0 <= a <= 1.0 for a in self.alpha_search):
+        if any(a is not None and not (isinstance(a, (int, float)) and 0.0 <= a <= 1.0) for a in self.alpha_search):
             raise ValueError(f"{self.field('alpha_search')} values must be in [0, 1] or None, got "
                              f"{self.alpha_search}")
         for attribute in ("alpha_search", "power_of_two"):
@@ -105,6 +155,10 @@ class OutlierSuppression(Part):
     @property
     def smooths(self):
         return self.method is OutliersSuppressionType.SMOOTH
+
+    @property
+    def awq(self):
+        return self.method is OutliersSuppressionType.AWQ
 
     @property
     def rotates(self):
@@ -160,5 +214,5 @@ class Fallback(Part):
         return bool(self.layers) or self.searching
 
 
-PARTS = {"weights": WeightQuant, "activations": ActivationQuant, "kv_cache": KVCacheQuant,
-         "outliers": OutlierSuppression, "calibration": Calibration, "fallback": Fallback}
+PARTS = {"weights": WeightQuant, "activations": ActivationQuant, "kv_cache": KVCacheQuant, "embeddings": EmbeddingQuant,
+         "outliers": OutlierSuppression, "calibration": Calibration, "fallback": Fallback, "recovery": Recovery}

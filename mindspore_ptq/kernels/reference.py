@@ -41,13 +41,18 @@ def unpack_int4(packed):
     return ops.stack((low, high), axis=-1).reshape(out_features, 2 * half).astype(ms.int8)
 
 
-def w4_matmul(x, packed, scales):
-    """x @ (q * scales per group).T: packed int4 (out, in/2), float32 scales (out, in/g)."""
-    codes = unpack_int4(packed).astype(ms.float32)
+def dequantize_grouped(codes, scales):
+    """float32 weight (out, in) = codes (out, in) * the scale of each input's group, scales (out, in/g)."""
+    codes = codes.astype(ms.float32)
     out_features, in_features = codes.shape
     groups = scales.shape[1]
-    weight = (codes.reshape(out_features, groups, in_features // groups) * scales.reshape(out_features, groups, 1))
-    return _matmul_t(x, weight.reshape(out_features, in_features))
+    weight = codes.reshape(out_features, groups, in_features // groups) * scales.reshape(out_features, groups, 1)
+    return weight.reshape(out_features, in_features)
+
+
+def w4_matmul(x, packed, scales):
+    """x @ (q * scales per group).T: packed int4 (out, in/2), float32 scales (out, in/g)."""
+    return _matmul_t(x, dequantize_grouped(unpack_int4(packed), scales))
 
 
 def quant_per_token(x):

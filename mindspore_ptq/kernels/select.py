@@ -12,13 +12,15 @@ import mindspore as ms
 from ..config import BackendTarget, Granularity
 from .ascend import AscendA8W8DynamicMatMul, AscendW8MatMul
 from .build import kernels_available
-from .cpu import A8W8DynamicMatMul, A8W8StaticMatMul, KV8DecodeAttention, W8MatMul
+from .cpu import A8W8DynamicMatMul, A8W8StaticMatMul, KV8DecodeAttention, W4MatMul, W8MatMul
 
 logger = logging.getLogger(__name__)
 
-# Kernel cell per activation granularity (None: weight-only), per kernel family.
-CPU_KERNELS = {None: W8MatMul, Granularity.PER_TENSOR: A8W8StaticMatMul, Granularity.PER_TOKEN: A8W8DynamicMatMul}
-ASCEND_KERNELS = {None: AscendW8MatMul, Granularity.PER_TOKEN: AscendA8W8DynamicMatMul}
+# Kernel cell per (activation granularity (None: weight-only), weight format), per kernel family. Weight formats:
+# "w8" int8 with one scale per row, "w4" packed int4 with (out, groups) scales; grouped int8 has no kernel.
+CPU_KERNELS = {(None, "w8"): W8MatMul, (Granularity.PER_TENSOR, "w8"): A8W8StaticMatMul,
+               (Granularity.PER_TOKEN, "w8"): A8W8DynamicMatMul, (None, "w4"): W4MatMul}
+ASCEND_KERNELS = {(None, "w8"): AscendW8MatMul, (Granularity.PER_TOKEN, "w8"): AscendA8W8DynamicMatMul}
 
 
 def _cpu_kernels():
@@ -29,16 +31,18 @@ FAMILIES = {BackendTarget.NONE: _cpu_kernels, BackendTarget.ASCEND: lambda: ASCE
             BackendTarget.PORTABLE: dict}
 
 
-def linear_kernel(activation, backend, split_tokens=False):
-    """A kernel cell for a deployed linear with `activation` granularity, or None for portable ops.
+def linear_kernel(activation, backend, split_tokens=False, weight_format="w8"):
+    """A kernel cell for a deployed linear with `activation` granularity and `weight_format` (see the tables), or
+    None for portable ops.
 
     split_tokens: each rank holds part of every token's channels (a row-parallel linear under TP), so per-token
     scales need a collective the fused kernels do not do: portable ops then.
     """
-    kernel = FAMILIES[backend]().get(activation)
+    kernel = FAMILIES[backend]().get((activation, weight_format))
     if kernel is None or (split_tokens and activation is Granularity.PER_TOKEN):
-        if backend is BackendTarget.ASCEND:
-            logger.info("no Ascend kernel for %s activations: portable ops", getattr(activation, "value", "no"))
+        if backend is not BackendTarget.PORTABLE:
+            logger.info("no %s kernel for %s activations with %s weights: portable ops", backend.value,
+                        getattr(activation, "value", "float"), weight_format)
         return None
     return kernel()
 

@@ -16,16 +16,21 @@ def plan(path, relative_path, config, foldable):
     pattern, precision = layer_override(path, config)
     if precision is LayerPrecision.FLOAT:
         return CellPlan(path, "linear", skip_reason=f"layer_overrides entry {pattern!r}: float")
+    weights = config.weights
+    # an override's precision (W8, A8W8) means int8 weights, one scale per row
+    bits, group_size = (weights.bits, weights.group_size) if precision is None else (8, 0)
     activations = config.activations
     default = activations.granularity if activations.enabled else None
     activation = default if precision is None else ACTIVATION_OF[precision]
     smooth = activation is not None and config.outliers.smooths
     observer = activations.observer if activation is Granularity.PER_TENSOR else RangeObserver.MINMAX
-    keep = activation is not None and (bool(config.outliers.alpha_search) or observer is not RangeObserver.MINMAX)
+    keep = (activation is not None and (bool(config.outliers.alpha_search) or observer is not RangeObserver.MINMAX)) \
+        or (activation is None and config.outliers.awq)
     return CellPlan(path, "linear", activation, smooth_multiply=smooth and relative_path not in foldable,
                     range_observer=observer.value, clip_percentile=activations.clip_percentile,
                     range_mantissa_bits=config.calibration.range_mantissa_bits, keep_samples=keep,
-                    kernel_backend=kernel_backend_for(config))
+                    kernel_backend=kernel_backend_for(config), weight_bits=bits, group_size=group_size,
+                    hessian=config.recovery.gptq)
 
 
 def weight_abs_max(wrapper, weight):
@@ -46,10 +51,28 @@ def static_input_range(wrapper, divisor):
     return wrapper.planned_range(tp_min(low), tp_max(high))  # a row linear's input channels are split
 
 
-def quantize_linear(wrapper):
-    """The deployed cell of `wrapper.plan`, with int8 weights and activation parameters; it runs from now on."""
+def weight_grid(wrapper, weight):
+    """(bits, group size, scales) of the plan's weight grid for `weight` (out, in): per-row scales from
+    weight_abs_max (shape (out,) for int8, (out, 1) for int4), else one per group."""
+    plan = wrapper.plan
+    if plan.group_size:
+        return plan.weight_bits, plan.group_size, qf.group_scales(weight, plan.weight_bits, plan.group_size)
+    scales = qf.symmetric_scale(weight_abs_max(wrapper, weight), plan.weight_bits)
+    return plan.weight_bits, weight.shape[1], scales if plan.weight_bits == 8 else scales[:, None]
+
+
+def round_to_nearest(wrapper, weight):
+    """(codes, scales) of `weight` on the plan's grid, each weight rounded to its nearest code."""
+    bits, group_size, scales = weight_grid(wrapper, weight)
+    codes, _ = qf.quantize_weight_grouped(weight, bits, group_size, np.reshape(scales, (weight.shape[0], -1)))
+    return codes, scales
+
+
+def quantize_linear(wrapper, weight_quantizer=round_to_nearest):
+    """The deployed cell of `wrapper.plan`, with quantized weights (`weight_quantizer(wrapper, float weight)` ->
+    (codes, scales)) and activation parameters; it runs from now on."""
     weight = wrapper.float_cell.weight.asnumpy()
-    weight_q, weight_scale = qf.quantize_weight_per_channel(weight, weight_abs_max(wrapper, weight))
+    weight_q, weight_scale = weight_quantizer(wrapper, weight)
     params = dict(weight_q=weight_q, weight_scale=weight_scale)
     plan = wrapper.plan
     if plan.activation:
@@ -70,7 +93,8 @@ def facts(cell):
     facts = {"scheme": "float" if wrapper.quantized is wrapper.float_cell else wrapper.quantized.scheme,
              "fallback": notes.get("fallback"), "sensitivity": notes.get("sensitivity"),
              "smoothing": notes.get("smoothing", ""), "smooth_alpha": notes.get("smooth_alpha"),
-             "alpha_errors": notes.get("alpha_errors"), "relative_output_mse": notes.get("relative_output_mse")}
+             "alpha_errors": notes.get("alpha_errors"), "relative_output_mse": notes.get("relative_output_mse"),
+             "gptq_damping": notes.get("gptq_damping"), "awq_alpha": notes.get("awq_alpha")}
     observer = wrapper.observer
     if observer is not None and observer.minimum is not None:
         facts.update(act_min=float(observer.minimum.min()), act_max=float(observer.maximum.max()))

@@ -53,11 +53,35 @@ def test_wrong_types_are_named():
         PTQConfig(weight_quant_dtype=ms.int8, opname_blacklist="w2")
 
 
-def test_unknown_yaml_field_is_named(tmp_path):
-    path = tmp_path / "c.yaml"
-    path.write_text("weight_quant_dtype: Int8\nsmooth_apha: 0.4\n")
-    with pytest.raises(KeyError, match="smooth_apha"):
+@pytest.mark.parametrize("text, message", [
+    ("weight_quant_dtype: Int8\nsmooth_apha: 0.4\n", "unknown PTQConfig field(s): 'smooth_apha' (did you mean "
+                                                     "'smooth_alpha'?)"),
+    ("weight_quant_dtype: Int8\nact_observer: minmx\n", "PTQConfig.act_observer: 'minmx' is not one of ['minmax',"),
+    ("weight_quant_dtype: Int8\nsensitivity_samples: many\n", "PTQConfig.sensitivity_samples must be an integer"),
+    ("weight_quant_dtype: Int8\nsensitivity_samples: true\n", "PTQConfig.sensitivity_samples must be an integer"),
+    ("weight_quant_dtype: Int8\nopname_blacklist: w2\n", "opname_blacklist must be a list of non-empty strings"),
+    ("weight_quant_dtype: Int8\nlayer_overrides: 3\n", "layer_overrides must map non-empty name substrings"),
+    ("weight_quant_dtype: Int8\nact_quant_dtype: Int8\noutliers_suppression: smooth\nsmooth_alpha_search: [x]\n",
+     "smooth_alpha_search values must be in [0, 1] or None"),
+    ("weight_quant_dtype: int8\n", "PTQConfig.weight_quant_dtype: unsupported dtype 'int8'"),
+    ("weight_quant_dtype: [Int8\n", "is not valid YAML: line 2"),
+    ("- weight_quant_dtype\n", "must be a YAML mapping, got list"),
+], ids=["unknown", "enum", "not-a-number", "bool-count", "blacklist-string", "overrides-scalar", "alpha-search",
+        "dtype-name", "syntax", "list"])
+def test_a_bad_yaml_config_is_named_with_its_file_and_field(tmp_path, text, message):
+    path = tmp_path / "c.ptq.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"PTQ config {path}") as error:
         PTQConfig.load(path)
+    assert message in str(error.value)
+
+
+def test_scalar_fields_of_the_wrong_type_are_named():
+    with pytest.raises(TypeError, match="PTQConfig.smooth_alpha must be a number, got '0.5'"):
+        PTQConfig(weight_quant_dtype=ms.int8, act_quant_dtype=ms.int8, smooth_alpha="0.5",
+                  outliers_suppression=OutliersSuppressionType.SMOOTH)
+    with pytest.raises(TypeError, match="PTQConfig.fallback_kl_budget must be a number or null"):
+        PTQConfig(weight_quant_dtype=ms.int8, fallback_kl_budget="small")
 
 
 def test_config_is_immutable():
