@@ -38,23 +38,24 @@ RECOVERY_APPROACHES = {
     "a8w8c8_rotated_auto": dict(_ROTATED, **_FALLBACK, kvcache_quant_dtype=ms.int8),
 }
 
-# Low-bit weights: symmetric int4 per group of 128 inputs (or per row) on every decoder linear, lm_head int8 per
-# row, embeddings float; rounded to nearest or by GPTQ. (SmolLM2's embedded weights are dequantized Q4_1, whose
-# asymmetric groups of 32 a symmetric g128 grid does not reproduce.)
-_INT4_G128 = dict(weight_quant_dtype=ms.qint4x2, weight_quant_granularity=Granularity.PER_GROUP, group_size=128,
+# Low-bit weights: symmetric int4 per group of 64 inputs (or per row) on every decoder linear, lm_head int8 per
+# row, embeddings float; rounded to nearest, by GPTQ, AWQ or both. Groups of 64, not 128: 128 does not divide
+# SmolLM2's 576-wide hidden size. (Its embedded weights are dequantized Q4_1, whose asymmetric groups of 32 a
+# symmetric g64 grid does not reproduce.)
+_INT4_G64 = dict(weight_quant_dtype=ms.qint4x2, weight_quant_granularity=Granularity.PER_GROUP, group_size=64,
                   layer_overrides=(("lm_head", LayerPrecision.W8),))
 _INT4_ROW = dict(weight_quant_dtype=ms.qint4x2, layer_overrides=(("lm_head", LayerPrecision.W8),))
 _GPTQ = dict(precision_recovery=PrecisionRecovery.GPTQ)
 LOW_BIT_APPROACHES = {
-    "a16w4_rtn_g128": _INT4_G128,
-    "a16w4_gptq_g128": dict(_INT4_G128, **_GPTQ),
+    "a16w4_rtn_g64": _INT4_G64,
+    "a16w4_gptq_g64": dict(_INT4_G64, **_GPTQ),
     "a16w4_rtn": _INT4_ROW,
     "a16w4_gptq": dict(_INT4_ROW, **_GPTQ),
     "a16w8_gptq": dict(weight_quant_dtype=ms.int8, **_GPTQ),
-    "a16w4_awq_g128": dict(_INT4_G128, outliers_suppression=OutliersSuppressionType.AWQ),
-    "a16w4_awq_gptq_g128": dict(_INT4_G128, outliers_suppression=OutliersSuppressionType.AWQ, **_GPTQ),
-    # the smallest: lm_head int4 g128 as well, and the token table int8
-    "a16w4e8_gptq_g128": dict(_INT4_G128, layer_overrides=(), embedding_quant_dtype=ms.int8, **_GPTQ),
+    "a16w4_awq_g64": dict(_INT4_G64, outliers_suppression=OutliersSuppressionType.AWQ),
+    "a16w4_awq_gptq_g64": dict(_INT4_G64, outliers_suppression=OutliersSuppressionType.AWQ, **_GPTQ),
+    # the smallest: lm_head int4 g64 as well, and the token table int8
+    "a16w4e8_gptq_g64": dict(_INT4_G64, layer_overrides=(), embedding_quant_dtype=ms.int8, **_GPTQ),
 }
 ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES, **LOW_BIT_APPROACHES}
 

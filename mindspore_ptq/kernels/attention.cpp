@@ -37,9 +37,6 @@ inline __m256 exp_nonpositive(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(two_n));
 }
 
-inline __m256 load8(const int8_t *p) { return load_i8(p); }
-inline __m256 load8(const float *p) { return _mm256_loadu_ps(p); }
-
 // s[j] = q . k[j] - c for the n rows of k (d values each)
 template <class T>
 void scores(const float *q, int64_t d, const T *k, int64_t n, float c, float *s) {

@@ -192,6 +192,10 @@ inline __m256 load_i8(const int8_t *p) {
   return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i *>(p))));
 }
 
+// 8 int8 or float values -> 8 float (for code templated over both)
+inline __m256 load8(const int8_t *p) { return load_i8(p); }
+inline __m256 load8(const float *p) { return _mm256_loadu_ps(p); }
+
 // 8 signed nibbles from 4 bytes, in input order (low nibble first) -> 8 float
 inline __m256 load_i4(const uint8_t *p) {
   int32_t word;

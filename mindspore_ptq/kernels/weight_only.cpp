@@ -15,6 +15,23 @@ constexpr int64_t kRowsPerItem = 16;
 constexpr int64_t kPrefetchRows = 8;
 constexpr int64_t kTokenBlock = 256;
 
+// y[r] = dot(x, w[r]) for NR rows of k_len int8 or float values (row stride k_len)
+template <int NR, class T>
+void dot_rows(const float *x, const T *w, int64_t k_len, float *y) {
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (; k + 8 <= k_len; k += 8) {
+    const __m256 xv = _mm256_loadu_ps(x + k);
+    for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(load8(w + r * k_len + k), xv, acc[r]);
+  }
+  for (int r = 0; r < NR; ++r) {
+    float s = hsum(acc[r]);
+    for (int64_t i = k; i < k_len; ++i) s += x[i] * static_cast<float>(w[r * k_len + i]);
+    y[r] = s;
+  }
+}
+
 // The weight formats. Each gives 8 dequantized fp32 weights of row o from k (load8), one weight (value, for the
 // K % 8 tail) and rows<NR>(x, o, y): y[r] = dot(x, dequantized row o + r) for NR rows (the GEMV).
 struct W8 {  // int8 (O, K), scale (O)
@@ -29,19 +46,8 @@ struct W8 {  // int8 (O, K), scale (O)
   float value(int64_t o, int64_t k) const { return scale[o] * static_cast<float>(w[o * k_len + k]); }
   template <int NR>
   void rows(const float *x, int64_t o, float *y) const {
-    const int8_t *wo = w + o * k_len;
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 8 <= k_len; k += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + k);
-      for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(load_i8(wo + r * k_len + k), xv, acc[r]);
-    }
-    for (int r = 0; r < NR; ++r) {
-      float s = hsum(acc[r]);
-      for (int64_t i = k; i < k_len; ++i) s += x[i] * static_cast<float>(wo[r * k_len + i]);
-      y[r] = scale[o + r] * s;
-    }
+    dot_rows<NR>(x, w + o * k_len, k_len, y);
+    for (int r = 0; r < NR; ++r) y[r] *= scale[o + r];
   }
 };
 
@@ -54,19 +60,7 @@ struct F32 {  // float (O, K)
   float value(int64_t o, int64_t k) const { return w[o * k_len + k]; }
   template <int NR>
   void rows(const float *x, int64_t o, float *y) const {
-    const float *wo = w + o * k_len;
-    __m256 acc[NR];
-    for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 8 <= k_len; k += 8) {
-      const __m256 xv = _mm256_loadu_ps(x + k);
-      for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(wo + r * k_len + k), xv, acc[r]);
-    }
-    for (int r = 0; r < NR; ++r) {
-      float s = hsum(acc[r]);
-      for (int64_t i = k; i < k_len; ++i) s += x[i] * wo[r * k_len + i];
-      y[r] = s;
-    }
+    dot_rows<NR>(x, w + o * k_len, k_len, y);
   }
 };
 

@@ -17,7 +17,7 @@ from tests.mindspore_ptq.kernels.test_cpu_kernels import needs_kernels
 RNG = np.random.default_rng(21)
 CALIBRATION = [RNG.integers(1, 90, (1, 40)).astype(np.int32) for _ in range(4)]
 PROBE = Tensor(RNG.integers(1, 90, (1, 24)).astype(np.int32))
-TINY_GROUP = 32  # the presets' g128 does not divide the tiny model's 64 inputs
+TINY_GROUP = 32  # below the presets' 64, so that each of the tiny model's rows holds two groups
 
 
 def tiny_config(name, **overrides):
@@ -59,10 +59,10 @@ def test_checkpoint_holds_packed_int4_and_the_rebuild_holds_exactly_its_paramete
     expected = (TINY_ARGS.hidden_size, TINY_ARGS.hidden_size // (2 if bits == 4 else 1))
     assert stored[f"{wq}.weight"].shape == expected
     assert stored[f"{wq}.weight"].dtype == (ms.uint8 if bits == 4 else ms.int8)
-    groups = TINY_ARGS.hidden_size // TINY_GROUP if "g128" in name else 1
+    groups = TINY_ARGS.hidden_size // TINY_GROUP if LOW_BIT_APPROACHES[name].get("group_size") else 1
     expected_scales = (TINY_ARGS.hidden_size, groups) if bits == 4 else (TINY_ARGS.hidden_size,)
     assert stored[f"{wq}.weight_scale"].shape == expected_scales
-    smallest = name == "a16w4e8_gptq_g128"  # lm_head int4 and the token table int8; else lm_head int8, table float
+    smallest = name == "a16w4e8_gptq_g64"  # lm_head int4 and the token table int8; else lm_head int8, table float
     assert stored["lm_head.weight"].dtype == (ms.uint8 if smallest else ms.int8)
     assert stored["model.tok_embeddings.embedding_weight"].dtype == (ms.int8 if smallest else ms.float32)
     assert ("model.tok_embeddings.embedding_scale" in stored) == smallest
@@ -90,12 +90,12 @@ def test_the_cpu_kernels_reproduce_the_portable_path(quantized):
 
 def test_gptq_lowers_each_linears_calibrated_output_error():
     errors = {}
-    for recovery in ("a16w4_rtn_g128", "a16w4_gptq_g128"):  # C8 as well, so that both calibrate on data
+    for recovery in ("a16w4_rtn_g64", "a16w4_gptq_g64"):  # C8 as well, so that both calibrate on data
         ptq = PTQ(tiny_config(recovery, kvcache_quant_dtype=ms.int8))
         ptq.apply(build_tiny(), None, CALIBRATION)
         errors[recovery] = {r["name"]: r["relative_output_mse"] for r in ptq.report
                             if r.get("relative_output_mse") is not None}
-    gptq, rtn = errors["a16w4_gptq_g128"], errors["a16w4_rtn_g128"]
+    gptq, rtn = errors["a16w4_gptq_g64"], errors["a16w4_rtn_g64"]
     assert len(gptq) == 2 * 7 and set(gptq) == set(rtn)  # every decoder linear of both layers, measured
     worse = {cell: (gptq[cell], rtn[cell]) for cell in gptq if gptq[cell] >= rtn[cell]}
     assert not worse

@@ -24,7 +24,7 @@ def layer0_errors(name):
 
 
 def test_awq_never_raises_a_groups_output_error():
-    rtn, awq = layer0_errors("a16w4_rtn_g128"), layer0_errors("a16w4_awq_g128")
+    rtn, awq = layer0_errors("a16w4_rtn_g64"), layer0_errors("a16w4_awq_g64")
     for feeder, linears in LlamaLayout().smooth_groups:
         alpha = awq[linears[0]]["awq_alpha"]
         assert alpha is not None and all(awq[p]["awq_alpha"] == alpha for p in linears)
@@ -38,7 +38,7 @@ def test_awq_folds_exactly():
     """Folding 1/s into the feeder and s into the weights leaves the float network's function unchanged."""
     network = build_tiny()
     expected = network(PROBE).asnumpy()
-    ptq = PTQ(approach_config("a16w4_awq_g128", group_size=32))
+    ptq = PTQ(approach_config("a16w4_awq_g64", group_size=32))
     ptq.apply(network, None, CALIBRATION)
     for cell in ptq.cells:
         cell.wrapper.active = False  # the float forms, with their folded weights
