@@ -69,7 +69,8 @@ def quantize_to_checkpoint(helper, config, dataset_path, n_samples, output_path,
     summary = {"scheme": config.name, "n_samples": len(samples) if samples else 0}
     if time_float_forward and samples:
         summary["float_forward_seconds"] = _float_forward_seconds(network, samples)
-    summary["rss_before_mb"], peak_tracked = rss_mb(), reset_peak_rss()
+    peak_tracked = reset_peak_rss()  # first: memory freed before the reading must not leave the peak below it
+    summary["rss_before_mb"] = rss_mb()
     start = time.perf_counter()
     ptq = PTQ(config)
     ptq.apply(network, helper, samples)
