@@ -9,7 +9,8 @@ from .config import BackendTarget, Granularity, PTQMode, RangeObserver
 class CellPlan:
     """How one cell is quantized.
 
-    activation: None (weight-only), PER_TENSOR (static) or PER_TOKEN (dynamic) int8 activations.
+    activation: None (weight-only), PER_TENSOR (static) or PER_TOKEN (dynamic) int8 activations; for a KV cache,
+    PER_CHANNEL (static) or PER_TOKEN (dynamic).
     smooth_multiply: the SmoothQuant factor is applied by a multiply in the deployed cell because no preceding
     cell can absorb it exactly. range_observer/clip_percentile: how a static range is chosen; range_mantissa_bits:
     its rounding (config.range_mantissa_bits); keep_samples: the wrapper keeps a sample of its inputs (for range
@@ -39,6 +40,11 @@ class CellPlan:
     @property
     def static_activation(self):
         return self.activation is Granularity.PER_TENSOR
+
+    @property
+    def per_token(self):
+        """Values get their scales per token at run time (activations or a KV cache)."""
+        return self.activation is Granularity.PER_TOKEN
 
     @property
     def grouped_weight(self):

@@ -26,7 +26,8 @@ def save_checkpoint_atomic(params, path, choice_func=None):
     return Path(path)
 
 
-RUNTIME_STATE = ("key_cache", "value_cache")  # buffers rebuilt at run time, never stored
+# buffers rebuilt at run time, never stored: the KV cache and the scales of a per-token int8 one
+RUNTIME_STATE = ("key_cache", "value_cache", "key_cache_scale", "value_cache_scale")
 
 
 def is_runtime_state(name):

@@ -57,7 +57,11 @@ LOW_BIT_APPROACHES = {
     # the smallest: lm_head int4 g64 as well, and the token table int8
     "a16w4e8_gptq_g64": dict(_INT4_G64, layer_overrides=(), embedding_quant_dtype=ms.int8, **_GPTQ),
 }
-ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES, **LOW_BIT_APPROACHES}
+# The KV cache as int8 with one scale per token and kv head, computed as each token is written (no calibration).
+KV_CACHE_APPROACHES = {
+    "c8_per_token": dict(kvcache_quant_dtype=ms.int8, kvcache_quant_granularity=Granularity.PER_TOKEN),
+}
+ALL_APPROACHES = {**APPROACHES, **RECOVERY_APPROACHES, **LOW_BIT_APPROACHES, **KV_CACHE_APPROACHES}
 
 
 def approach_config(name, **overrides):

@@ -119,9 +119,15 @@ class ActivationQuant(TensorQuant):
 
 @dataclass(frozen=True)
 class KVCacheQuant(TensorQuant):
-    """The KV cache stored as int8 (C8), with static scales and zero points per channel (kv head x head dim),
-    calibrated from the observed key and value ranges."""
+    """The KV cache stored as int8 (C8): with static scales and zero points per channel (kv head x head dim),
+    calibrated from the observed key and value ranges, or (per_token) with one symmetric scale per token and kv
+    head, computed as each token is written (no calibration)."""
+    ALLOWED = (Granularity.PER_CHANNEL, Granularity.PER_TOKEN)
     FIELDS = {"dtype": "kvcache_quant_dtype", "granularity": "kvcache_quant_granularity"}
+
+    @property
+    def static(self):
+        return self.enabled and self.granularity is Granularity.PER_CHANNEL
 
 
 @dataclass(frozen=True)

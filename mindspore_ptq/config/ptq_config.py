@@ -99,7 +99,8 @@ class PTQConfig:
     precision_recovery: GPTQ rounds the weights of each linear column by column on the Hessian of its
         calibration inputs (gptq_damp_percent, gptq_block_size, gptq_act_order), NONE to nearest.
     act_quant_dtype: int8 -> int8 activations (needs weight quantization), as act_quant_granularity says.
-    kvcache_quant_dtype: int8 -> KV cache stored as int8 with static per-channel scales (C8).
+    kvcache_quant_dtype: int8 -> KV cache stored as int8 (C8), with static per-channel scales or, with
+        kvcache_quant_granularity=per_token, one dynamic scale per token and kv head.
     embedding_quant_dtype: int8 -> token-embedding tables stored as int8 with one scale per row (opt-in).
     outliers_suppression: SMOOTH applies SmoothQuant with `smooth_alpha` before activation quantization; ROTATE
         rotates the float network first (algorithms.rotation; w2's input rotation needs model_parallel=1); AWQ
@@ -208,8 +209,9 @@ class PTQConfig:
 
     @property
     def needs_calibration_data(self):
-        """Round-to-nearest weights need no data; activation and KV-cache ranges and GPTQ's Hessians do."""
-        return self.activations.enabled or self.kv_cache.enabled or self.recovery.gptq or self.outliers.awq
+        """Round-to-nearest weights and a per-token KV cache need no data; activation and static KV-cache ranges
+        and GPTQ's Hessians do."""
+        return self.activations.enabled or self.kv_cache.static or self.recovery.gptq or self.outliers.awq
 
     @property
     def name(self):

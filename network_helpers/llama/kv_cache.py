@@ -73,11 +73,14 @@ class StaticKVCache(nn.Cell):
             return key_out, value_out
         return self._write_and_read(stored_key, stored_value, batch_valid_length.reshape(-1, 1) - 1, key.dtype)
 
+    def store(self, cache, values, positions):
+        """Write `values` (B, H, S, X) into `cache` (B, H, seq_length, X) at `positions` (B, S); returns the
+        updated cache. (Subclasses keep more per-token state than keys and values, e.g. their scales.)"""
+        return ops.scatter_nd_update(cache, scatter_indices(positions, self.n_kv_heads), values)
+
     def write(self, stored_key, stored_value, positions):
         """Write encoded keys/values (B, H, S, D) at cache `positions` (B, S); returns the updated caches."""
-        indices = scatter_indices(positions, self.n_kv_heads)
-        return (ops.scatter_nd_update(self.key_cache, indices, stored_key),
-                ops.scatter_nd_update(self.value_cache, indices, stored_value))
+        return self.store(self.key_cache, stored_key, positions), self.store(self.value_cache, stored_value, positions)
 
     def _write_and_read(self, stored_key, stored_value, positions, dtype):
         """Write the stored key/value at `positions` (B, S); return the whole decoded cache."""

@@ -8,7 +8,7 @@ from mindspore_ptq import BackendTarget, PTQ, PTQConfig, PTQMode
 from mindspore_ptq.config import CalibrationInputs, Granularity, LayerPrecision, RangeObserver
 from mindspore_ptq.io import config_path_for, load_quantized, save_quantized
 from mindspore_ptq.io.checkpoint import QUANT_PARAM_SUFFIXES
-from mindspore_ptq.app.presets import APPROACHES, RECOVERY_APPROACHES, approach_config
+from mindspore_ptq.app.presets import APPROACHES, KV_CACHE_APPROACHES, RECOVERY_APPROACHES, approach_config
 from mindspore_ptq.report import format_report
 from ms_infra.checkpoint import is_runtime_state
 from tests.conftest import build_tiny
@@ -27,10 +27,12 @@ EXTRA_CONFIGS = {
     # Rotated, with C8 and one rotated w2 fallen back to W8: DEPLOY must rebuild the online rotations.
     "a8w8_rotated_c8": dict(RECOVERY_APPROACHES["a8w8_rotated"], kvcache_quant_dtype=ms.int8,
                            layer_overrides=(("layers.1.feed_forward.w2", "w8"),)),
+    # The KV cache int8 per token (no calibration) beside int8 weights.
+    "a16w8c8_per_token": dict(KV_CACHE_APPROACHES["c8_per_token"], weight_quant_dtype=ms.int8),
 }
 # Relative max logit error vs float on the tiny random model (measured 0.03-0.25; these are loose ceilings).
 MAX_RELATIVE_ERROR = {"a16w8": 0.1, "c8": 0.3, "a16w8c8": 0.3, "a8w8": 0.4, "a8w8c8": 0.5, "a8w8_per_token": 0.4,
-                      "a8w8_mixed": 0.4, "a8w8_rotated_c8": 0.5}
+                      "a8w8_mixed": 0.4, "a8w8_rotated_c8": 0.5, "a16w8c8_per_token": 0.3}
 
 
 def config_for(name, **overrides):
@@ -69,7 +71,7 @@ def test_converted_network_is_quantized_and_close_to_float(quantized):
     assert np.abs(logits - reference).max() / np.abs(reference).max() <= MAX_RELATIVE_ERROR[name]
     dtypes = {p.name: p.dtype for p in network.get_parameters()}
     assert (dtypes["model.layers.0.attention.wq.weight"] == ms.int8) == name.startswith("a")
-    assert (dtypes["model.layers.0.attention.kv_cache.key_cache"] == ms.int8) == name.endswith("c8")
+    assert (dtypes["model.layers.0.attention.kv_cache.key_cache"] == ms.int8) == ("c8" in name)
 
 
 def test_deploy_rebuilds_exactly_the_saved_parameters_and_outputs(quantized):

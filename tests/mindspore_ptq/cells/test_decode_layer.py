@@ -111,6 +111,17 @@ def test_layers_the_kernel_cannot_run_keep_their_cells():
         "LinearQuantWrapper runs format None, which the kernel does not"
 
 
+def test_a_per_token_int8_cache_keeps_the_layer_cells(tmp_path):
+    """No kernel reads the per-token cache format: DEPLOY keeps every layer's cells (and still decodes)."""
+    checkpoint = quantized_checkpoint("c8_per_token", tmp_path)
+    network = deployed("c8_per_token", BackendTarget.NONE, checkpoint)
+    layer = network.model.layers[0]
+    assert not layer.fused_decode
+    assert FusedDecodeLayer.unsupported(layer) == \
+        "PerTokenInt8StaticKVCache runs format 'int8_per_token', which the kernel does not"
+    assert len(network.generate([PROMPT], max_new_tokens=3, eos_token_id=-1)[0]) == len(PROMPT) + 3
+
+
 def test_a_length_outside_the_cache_is_an_error():
     network = build_tiny()
     fuse_decode_layers(network.model.layers.cells_and_names())
