@@ -19,7 +19,7 @@ from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from ms_infra.checkpoint import read_checkpoint, save_checkpoint_atomic
 from tests.conftest import REPO_ROOT, build_tiny, tiny_weights
-from tests.distributed.tp_worker import REPRODUCIBLE
+from tests.distributed.tp_worker import GENERATED, GENERATION_PROMPT, REPRODUCIBLE
 from tests.network_helpers.test_helper_errors import TINY_YAML
 
 WORKERS = 2
@@ -94,9 +94,18 @@ def test_merged_checkpoint_deploys_with_one_process(tp_run):
     np.testing.assert_allclose(network(Tensor(PROBE)).asnumpy(), results["quant_logits"], atol=1e-3, rtol=1e-3)
 
 
-def test_graph_generation_ran_on_both_ranks(tp_run):
-    _, results, _ = tp_run
-    assert results["generated"].shape == (16,)
+def test_graph_generation_with_tp2_equals_one_process(tp_run):
+    """Greedy GRAPH_MODE generation: both ranks produce the same tokens as one process on the merged checkpoint."""
+    work, results, checkpoint = tp_run
+    per_rank = [np.load(work / f"generated_rank{rank}.npy") for rank in range(WORKERS)]
+    helper = MFParallelLlama2Helper(str(write_yaml(work, 1, checkpoint)))
+    ms.set_context(mode=ms.GRAPH_MODE)
+    network = load_network(helper, work / f"{APPROACH}.ckpt")
+    prompt = PROBE[0, :GENERATION_PROMPT]
+    single = network.generate([prompt], max_new_tokens=GENERATED, eos_token_id=-1)[0]
+    assert len(single) == GENERATION_PROMPT + GENERATED and np.array_equal(single[:GENERATION_PROMPT], prompt)
+    for rank, tokens in enumerate(per_rank):
+        np.testing.assert_array_equal(tokens, single, err_msg=f"rank {rank}")
 
 
 def test_missing_rank_file_is_named(tp_run, tmp_path):

@@ -15,6 +15,7 @@ from ms_infra.parallel import tp_rank_and_size
 
 # Float calibration inputs, power-of-two smoothing and rounded ranges: the checkpoint does not depend on the TP size.
 REPRODUCIBLE = dict(calibration_inputs=CalibrationInputs.FLOAT, smooth_power_of_two=True, range_mantissa_bits=8)
+GENERATION_PROMPT, GENERATED = 10, 6  # greedy generation in GRAPH_MODE from the probe's first tokens
 
 
 def main(yaml_path, work_dir, approach):
@@ -32,7 +33,9 @@ def main(yaml_path, work_dir, approach):
     results["quant_logits"] = network(ms.Tensor(data["probe"])).asnumpy()
     save_quantized(network, work_dir / f"{approach}.ckpt", config, float_dtype=ms.float32)  # deploys exactly
     ms.set_context(mode=ms.GRAPH_MODE)
-    results["generated"] = network.generate([data["probe"][0, :10]], max_new_tokens=6, eos_token_id=-1)[0]
+    results["generated"] = network.generate([data["probe"][0, :GENERATION_PROMPT]], max_new_tokens=GENERATED,
+                                            eos_token_id=-1)[0]
+    np.save(work_dir / f"generated_rank{rank}.npy", results["generated"])
     if rank == 0:
         np.savez(work_dir / "tp_results.npz", **results)
 
