@@ -39,7 +39,7 @@ RECOVERY_APPROACHES = {
 }
 
 # Low-bit weights: symmetric int4 per group of 64 inputs (or per row) on every decoder linear, lm_head int8 per
-# row, embeddings float; rounded to nearest, by GPTQ, AWQ or both. Groups of 64, not 128: 128 does not divide
+# row, embeddings float; rounded to nearest, by GPTQ, AWQ or both; weight-only or with per-token int8 activations. Groups of 64, not 128: 128 does not divide
 # SmolLM2's 576-wide hidden size. (Its embedded weights are dequantized Q4_1, whose asymmetric groups of 32 a
 # symmetric g64 grid does not reproduce.)
 _INT4_G64 = dict(weight_quant_dtype=ms.qint4x2, weight_quant_granularity=Granularity.PER_GROUP, group_size=64,
@@ -54,6 +54,8 @@ LOW_BIT_APPROACHES = {
     "a16w8_gptq": dict(weight_quant_dtype=ms.int8, **_GPTQ),
     "a16w4_awq_g64": dict(_INT4_G64, outliers_suppression=OutliersSuppressionType.AWQ),
     "a16w4_awq_gptq_g64": dict(_INT4_G64, outliers_suppression=OutliersSuppressionType.AWQ, **_GPTQ),
+    # A8W4: the same int4 weights with int8 per-token activations (no kernel reads this format on CPU yet)
+    "a8w4_gptq_g64": dict(_INT4_G64, act_quant_dtype=ms.int8, act_quant_granularity=Granularity.PER_TOKEN, **_GPTQ),
     # the smallest: lm_head int4 g64 as well, and the token table int8
     "a16w4e8_gptq_g64": dict(_INT4_G64, layer_overrides=(), embedding_quant_dtype=ms.int8, **_GPTQ),
 }

@@ -1,11 +1,13 @@
 """Deployed quantized linears: weight-only int8 (A16W8), grouped or int4 weight-only (A16W4, packed two codes per
-byte), static per-tensor activations (A8W8) and dynamic per-token activations (A8W8 per token).
+byte), static per-tensor activations (A8W8), dynamic per-token activations (A8W8 per token) and dynamic per-token
+activations with grouped int4 weights (A8W4).
 
 Deployed weights are real int8 Parameters (out, in) with float32 per-output-channel scales. On the portable
 backend the integer GEMM runs as a float32 MatMul on integer-valued operands (exact while partial sums stay
 below 2^24): the portable reference. Deployed with a backend (plan.kernel_backend), a cell runs the kernel that
 kernels.select picks for it instead, on the same parameters.
-`DEPLOYED_LINEARS` picks the cell for a plan's activation granularity; each has a `from_float` constructor.
+`DEPLOYED_LINEARS` (`GROUPED_LINEARS` for grouped weights) picks the cell for a plan's activation granularity; each
+has a `from_float` constructor.
 """
 import numpy as np
 import mindspore as ms
@@ -79,16 +81,12 @@ class WeightQuantLinear(nn.Cell):
         self.weight_scale.set_data(Tensor(weight_scale, ms.float32))
 
 
-class GroupedWeightLinear(WeightQuantLinear):
-    """Weight-only with one scale per (row, group of `group_size` inputs): y = x @ (codes * group scale)^T.
+class GroupedWeights:
+    """Mixin of the cells whose weight has one scale per (row, group of `group_size` inputs): int4 codes (bits 4)
+    packed two per byte along `in` (low nibble = even input), weight uint8 (out, in/2); int8 codes stay int8
+    (out, in). weight_scale is (out, in / group_size); group_size = in: one scale per row."""
 
-    int4 codes (bits 4) are packed two per byte along `in` (low nibble = even input), weight uint8 (out, in/2);
-    int8 codes stay int8 (out, in). weight_scale is (out, in / group_size); group_size = in: one scale per row.
-    """
-
-    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
-                 gather_output=False, kernel=None, bits=4, group_size=0):
-        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel)
+    def init_grouped_weight(self, input_size, output_size, bits, group_size):
         self.bits, self.group_size = bits, group_size or input_size
         if input_size % self.group_size or (bits == 4 and input_size % 2):
             raise ValueError(f"a {bits}-bit weight of {input_size} inputs cannot be split in groups of "
@@ -98,29 +96,43 @@ class GroupedWeightLinear(WeightQuantLinear):
         self.weight_scale = Parameter(_zeros((output_size, input_size // self.group_size), ms.float32),
                                       name="weight_scale", requires_grad=False)
         per = "per-channel" if self.group_size == input_size else f"per-group g{self.group_size}"
-        self.scheme = f"W{bits} {per} symmetric (weight-only)"
-        self.decode_scheme = "w4" if bits == 4 else f"w{bits}_grouped"
+        self.weight_scheme = f"W{bits} {per} symmetric"
 
-    @classmethod
-    def from_float(cls, float_cell, **options):
-        out_features, in_features = float_cell.weight.shape
-        return cls(in_features, out_features, compute_dtype=float_cell.compute_dtype, **parallel_layout(float_cell),
-                   **options)
-
-    def shard_axes(self):
+    def grouped_shard_axes(self):
         axis = 0 if self.parallel_mode == "column" else 1  # a row linear's groups follow its split inputs
         return {"weight": axis, "weight_scale": axis}
+
+    def float_weight(self):
+        """The float32 weight (out, in) the codes and group scales stand for (the portable path)."""
+        codes = unpack_int4(self.weight) if self.bits == 4 else self.weight
+        return dequantize_grouped(codes, self.weight_scale)
+
+    def set_grouped_weight(self, weight_q, weight_scale):
+        codes = pack_int4(weight_q) if self.bits == 4 else weight_q
+        self.weight.set_data(Tensor(codes, self.weight.dtype))
+        self.weight_scale.set_data(Tensor(np.reshape(weight_scale, self.weight_scale.shape), ms.float32))
+
+
+class GroupedWeightLinear(GroupedWeights, WeightQuantLinear):
+    """Weight-only with grouped (or int4) weights (GroupedWeights): y = x @ (codes * group scale)^T."""
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, kernel=None, bits=4, group_size=0):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel)
+        self.init_grouped_weight(input_size, output_size, bits, group_size)
+        self.scheme = f"{self.weight_scheme} (weight-only)"
+        self.decode_scheme = "w4" if bits == 4 else f"w{bits}_grouped"
+
+    def shard_axes(self):
+        return self.grouped_shard_axes()
 
     def construct(self, x):
         if self.kernel is not None:
             return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
-        codes = unpack_int4(self.weight) if self.bits == 4 else self.weight
-        return self._collect(linear(x, dequantize_grouped(codes, self.weight_scale), self.compute_dtype))
+        return self._collect(linear(x, self.float_weight(), self.compute_dtype))
 
     def set_quant_params(self, weight_q, weight_scale, **_):
-        codes = pack_int4(weight_q) if self.bits == 4 else weight_q
-        self.weight.set_data(Tensor(codes, self.weight.dtype))
-        self.weight_scale.set_data(Tensor(np.reshape(weight_scale, self.weight_scale.shape), ms.float32))
+        self.set_grouped_weight(weight_q, weight_scale)
 
 
 class SmoothedInputLinear(WeightQuantLinear):
@@ -217,17 +229,53 @@ class DynamicActWeightQuantLinear(SmoothedInputLinear):
         return self._collect(out)
 
 
+class DynamicActGroupedWeightLinear(GroupedWeights, DynamicActWeightQuantLinear):
+    """A8W4: int8 per-token activations (as DynamicActWeightQuantLinear) with grouped int4 (or int8) weights
+    (GroupedWeights): y = ((x / s_t) rounded @ (codes * group scale)^T) * s_t."""
+    activation_scheme = "a8w4_dynamic"
+
+    def __init__(self, input_size, output_size, compute_dtype=ms.float32, parallel_mode="column", tp_size=1,
+                 gather_output=False, kernel=None, smooth=False, bits=4, group_size=0):
+        super().__init__(input_size, output_size, compute_dtype, parallel_mode, tp_size, gather_output, kernel, smooth)
+        self.init_grouped_weight(input_size, output_size, bits, group_size)
+        self.scheme = f"A8 dynamic per-token symmetric, {self.weight_scheme}"
+
+    def shard_axes(self):
+        axes = self.grouped_shard_axes()
+        if self.smooth and self.parallel_mode == "row":
+            axes["smooth_scale"] = 0
+        return axes
+
+    def construct(self, x):
+        x = self.smoothed_input(x)
+        if self.kernel is not None:
+            return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
+        scale = self.token_scale(x)
+        q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
+        return self._collect((linear(q, self.float_weight(), ms.float32) * scale).astype(self.compute_dtype))
+
+    def set_quant_params(self, weight_q, weight_scale, smooth_scale=None, **_):
+        self.set_grouped_weight(weight_q, weight_scale)
+        if self.smooth:
+            self.smooth_scale.set_data(Tensor(smooth_scale, ms.float32))
+
+
 # The deployed linear of each activation granularity (None: weight-only); options: what from_float takes.
 DEPLOYED_LINEARS = {None: WeightQuantLinear, Granularity.PER_TENSOR: ActWeightQuantLinear,
                     Granularity.PER_TOKEN: DynamicActWeightQuantLinear}
+# The same for grouped (or int4) weights: weight-only, or A8W4 with per-token activations.
+GROUPED_LINEARS = {None: GroupedWeightLinear, Granularity.PER_TOKEN: DynamicActGroupedWeightLinear}
 
 
 def deployed_linear(float_cell, plan):
     """The empty deployed cell that `plan` calls for in place of `float_cell`, running the kernel of the plan's
     backend (none while calibrating)."""
     if plan.grouped_weight:
-        cls, options, weight_format = GroupedWeightLinear, dict(bits=plan.weight_bits, group_size=plan.group_size), \
-            "w4" if plan.weight_bits == 4 else "w8_grouped"
+        cls = GROUPED_LINEARS[plan.activation]
+        options = dict(bits=plan.weight_bits, group_size=plan.group_size)
+        if plan.activation is not None:
+            options["smooth"] = plan.smooth_multiply
+        weight_format = "w4" if plan.weight_bits == 4 else "w8_grouped"
     else:
         cls, weight_format = DEPLOYED_LINEARS[plan.activation], "w8"
         options = {} if plan.activation is None else {"smooth": plan.smooth_multiply}

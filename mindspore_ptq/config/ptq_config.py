@@ -201,9 +201,11 @@ class PTQConfig:
         if not weights and not self.kv_cache.enabled and not self.embeddings.enabled:
             raise ValueError("PTQConfig quantizes nothing: set weight_quant_dtype, kvcache_quant_dtype and/or "
                              "embedding_quant_dtype")
-        if activations and (self.weights.bits != 8 or self.weights.granularity is not Granularity.PER_CHANNEL):
-            raise ValueError("PTQConfig: int8 activations run with int8 per-channel weights only (A8W4 is not "
-                             "built yet); use weight_quant_dtype=int8, weight_quant_granularity=per_channel")
+        grouped = self.weights.bits != 8 or self.weights.granularity is not Granularity.PER_CHANNEL
+        if activations and grouped and self.activations.granularity is not Granularity.PER_TOKEN:
+            raise ValueError("PTQConfig: int4 or grouped weights with int8 activations (A8W4) need per-token "
+                             "activations (act_quant_granularity=per_token); static per-tensor activations run with "
+                             "int8 per-channel weights only")
         if self.recovery.gptq and not weights:
             raise ValueError("PTQConfig: precision_recovery=GPTQ rounds weights; set weight_quant_dtype")
 

@@ -82,7 +82,8 @@ def test_the_cpu_kernels_reproduce_the_portable_path(quantized):
     ms.set_context(mode=ms.GRAPH_MODE)
     portable, fast = deploy(path, BackendTarget.PORTABLE), deploy(path, BackendTarget.NONE)
     np.testing.assert_allclose(fast(PROBE).asnumpy(), calibrated, atol=1e-4 * np.abs(calibrated).max())
-    assert all(layer.fused_decode for layer in fast.model.layers) == ("w4" in name or name == "a16w8_gptq")
+    # the decode-layer kernel reads every weight-only format; no kernel reads A8W4 yet (portable ops, logged)
+    assert all(layer.fused_decode for layer in fast.model.layers) == name.startswith("a16")
     prompt = list(PROBE.asnumpy()[0])
     np.testing.assert_array_equal(fast.generate([prompt], max_new_tokens=5, eos_token_id=-1)[0],
                                   portable.generate([prompt], max_new_tokens=5, eos_token_id=-1)[0])
@@ -109,13 +110,13 @@ def test_int4_widths_that_cannot_be_packed_or_grouped_are_named():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(weight_quant_dtype=ms.qint4x2, act_quant_dtype=ms.int8), "A8W4 is not built"),
+    (dict(weight_quant_dtype=ms.qint4x2, act_quant_dtype=ms.int8), "A8W4\\) need per-token activations"),
     (dict(weight_quant_dtype=ms.int8, weight_quant_granularity=Granularity.PER_GROUP), "group_size must be one of"),
     (dict(weight_quant_dtype=ms.int8, group_size=128), "needs weight_quant_granularity=per_group"),
     (dict(weight_quant_dtype=ms.qint4x2, weight_quant_granularity=Granularity.PER_GROUP, group_size=48),
      "group_size must be one of"),
     (dict(kvcache_quant_dtype=ms.int8, precision_recovery=PrecisionRecovery.GPTQ), "GPTQ rounds weights"),
-], ids=["a8w4", "group-size-missing", "group-size-without-per-group", "odd-group", "gptq-without-weights"])
+], ids=["a8w4-static", "group-size-missing", "group-size-without-per-group", "odd-group", "gptq-without-weights"])
 def test_invalid_low_bit_configs_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         PTQConfig(**kwargs)

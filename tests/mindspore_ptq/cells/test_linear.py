@@ -1,10 +1,12 @@
-"""Deployed int8 linears against their float cells on random data, within stated bounds."""
+"""Deployed int8 and A8W4 linears against their float cells and integer references on random data, within stated
+bounds."""
 import numpy as np
 import mindspore as ms
 from mindspore import Tensor
 
 from mindspore_ptq import quant_functions as qf
-from mindspore_ptq.cells.linear import ActWeightQuantLinear, DynamicActWeightQuantLinear, WeightQuantLinear
+from mindspore_ptq.cells.linear import (ActWeightQuantLinear, DynamicActGroupedWeightLinear, DynamicActWeightQuantLinear,
+                                       WeightQuantLinear)
 
 RNG = np.random.default_rng(0)
 X = RNG.standard_normal((2, 5, 32)).astype(np.float32) * 2
@@ -70,3 +72,23 @@ def test_per_token_linear_equals_the_numpy_reference_and_is_bounded():
     bound = np.abs(X * smooth).sum(-1, keepdims=True) * w_scale / 2 + (x_scale / 2) * w_abs.sum(-1)
     assert (np.abs(got - X @ W.T) <= bound + 1e-4).all()
     assert np.abs(xq).max() == 127  # each token's largest value hits the grid's end
+
+
+def test_a8w4_linear_equals_per_group_integer_sums_and_is_bounded():
+    """A8W4 (per-token int8 x, int4 weights in groups of 16): each group's integer dot product times its scales,
+    summed; within the bound of both roundings."""
+    smooth = RNG.uniform(0.5, 2.0, 32).astype(np.float32)
+    q, w_scale = qf.quantize_weight_grouped(W / smooth[None, :], 4, 16)  # w_scale (24, 2)
+    assert np.abs(q).max() == 7
+    cell = DynamicActGroupedWeightLinear(32, 24, smooth=True, bits=4, group_size=16)
+    cell.set_quant_params(q, w_scale, smooth_scale=smooth)
+    assert cell.weight.dtype == ms.uint8 and cell.weight.shape == (24, 16)
+    got = cell(Tensor(X)).asnumpy()
+    xq, x_scale = qf.quantize_per_token(X * smooth)
+    xq, q = xq.astype(np.int64).reshape(2, 5, 2, 16), q.astype(np.int64).reshape(24, 2, 16)
+    per_group = np.einsum("btgi,ogi->btog", xq, q)  # exact integer sums, one per (token, output, group)
+    np.testing.assert_allclose(got, (per_group * w_scale).sum(-1) * x_scale, rtol=1e-5, atol=1e-5)
+    w_abs = np.abs(qf.dequantize_grouped(q.reshape(24, 32), w_scale))
+    group_step = np.repeat(w_scale, 16, axis=1)  # each weight's own step
+    bound = (np.abs(X * smooth)[..., None, :] * group_step / 2).sum(-1) + (x_scale / 2) * w_abs.sum(-1)
+    assert (np.abs(got - X @ W.T) <= bound + 1e-4).all()
