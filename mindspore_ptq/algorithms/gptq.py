@@ -40,11 +40,12 @@ def inverse_hessian_factor(hessian, damp_percent, name=""):
 
 
 def gptq(weight, hessian, bits, group_size, row_scales=None, damp_percent=0.01, block_size=128, act_order=False,
-         name=""):
+         name="", clip_ratios=None):
     """GPTQ-rounded symmetric codes of `weight` (out, in) for the Hessian (in, in) of its inputs.
 
-    group_size: inputs per scale (in: one per row, then `row_scales` (out,) are the grid). Returns (codes int8
-    (out, in), scales (out, in / group_size), the damping used).
+    group_size: inputs per scale (in: one per row, then `row_scales` (out,) are the grid). clip_ratios (out,
+    in / group_size): the fraction of each group's max |w| its grid spans. Returns (codes int8 (out, in), scales
+    (out, in / group_size), the damping used).
     """
     weight = np.asarray(weight, np.float64)
     out_features, in_features = weight.shape
@@ -54,10 +55,12 @@ def gptq(weight, hessian, bits, group_size, row_scales=None, damp_percent=0.01, 
     work = np.where(dead[None, :], 0.0, weight)
     order = np.argsort(-np.diag(hessian), kind="stable") if act_order else np.arange(in_features)
     fixed_grid = row_scales is not None or act_order
+    clip = np.ones((out_features, in_features // group_size)) if clip_ratios is None else \
+        np.reshape(clip_ratios, (out_features, -1)).astype(np.float64)
     if row_scales is not None:
         scales = np.asarray(row_scales, np.float64).reshape(out_features, 1)
     else:
-        scales = qf.group_scales(work, bits, group_size).astype(np.float64)
+        scales = qf.group_scales(work, bits, group_size).astype(np.float64) * clip
     work, hessian = work[:, order], hessian[order][:, order]
     upper, damping = inverse_hessian_factor(hessian, damp_percent, name)
     limit = qf.symmetric_max(bits)
@@ -70,7 +73,7 @@ def gptq(weight, hessian, bits, group_size, row_scales=None, damp_percent=0.01, 
             group = column // group_size
             if not fixed_grid and column % group_size == 0:  # the group's scale from its weights as they are now
                 ahead = np.concatenate([block[:, i:], work[:, end:]], axis=1)[:, :group_size]
-                scales[:, group] = qf.symmetric_scale(np.abs(ahead).max(axis=1), bits)
+                scales[:, group] = qf.symmetric_scale(np.abs(ahead).max(axis=1), bits) * clip[:, group]
             scale = scales[:, group]
             q = np.clip(np.round(block[:, i] / scale), -limit, limit)
             codes[:, start + i] = q
@@ -89,7 +92,8 @@ def gptq_weights(wrapper, weight, recovery, notes):
         inverse = 1.0 / wrapper.smooth_factor.astype(np.float64)
         hessian = hessian * np.outer(inverse, inverse)
     codes, grid, damping = gptq(weight, hessian, bits, group_size, None if wrapper.plan.group_size else scales,
-                                recovery.damp_percent, recovery.block_size, recovery.act_order, wrapper.name)
+                                recovery.damp_percent, recovery.block_size, recovery.act_order, wrapper.name,
+                                wrapper.clip_ratios)
     notes["gptq_damping"] = damping
     return codes, grid.reshape(np.shape(scales)) if not wrapper.plan.group_size else grid
 

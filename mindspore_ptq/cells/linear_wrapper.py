@@ -22,7 +22,8 @@ class LinearQuantWrapper(QuantWrapper):
     one, the input Hessian when it asks for one), then runs its quantized form.
 
     smooth_factor: the SmoothQuant factor s of this linear's input (None: not smoothed); its float form, which
-    holds W * s, then needs x / s when the deployed cell multiplies its input by 1/s itself.
+    holds W * s, then needs x / s when the deployed cell multiplies its input by 1/s itself. clip_ratios: the
+    fraction of each (row, group)'s max |w| its weight grid spans (None: all of it; AWQ's clipping search).
     """
     kind = "linear"
 
@@ -31,7 +32,7 @@ class LinearQuantWrapper(QuantWrapper):
         self.observer = MinMaxObserver(name) if plan.activation else None
         self.sample = RowSample() if plan.keep_samples else None
         self.hessian = InputHessian(name) if plan.hessian else None
-        self.smooth_factor = None
+        self.smooth_factor = self.clip_ratios = None
 
     @property
     def parallel_mode(self):

@@ -53,12 +53,17 @@ def static_input_range(wrapper, divisor):
 
 def weight_grid(wrapper, weight):
     """(bits, group size, scales) of the plan's weight grid for `weight` (out, in): per-row scales from
-    weight_abs_max (shape (out,) for int8, (out, 1) for int4), else one per group."""
+    weight_abs_max (shape (out,) for int8, (out, 1) for int4), else one per group; narrowed by the wrapper's
+    clip_ratios when it has them."""
     plan = wrapper.plan
     if plan.group_size:
-        return plan.weight_bits, plan.group_size, qf.group_scales(weight, plan.weight_bits, plan.group_size)
-    scales = qf.symmetric_scale(weight_abs_max(wrapper, weight), plan.weight_bits)
-    return plan.weight_bits, weight.shape[1], scales if plan.weight_bits == 8 else scales[:, None]
+        scales = qf.group_scales(weight, plan.weight_bits, plan.group_size)
+    else:
+        scales = qf.symmetric_scale(weight_abs_max(wrapper, weight), plan.weight_bits)
+        scales = scales if plan.weight_bits == 8 else scales[:, None]
+    if wrapper.clip_ratios is not None:
+        scales = (scales * np.reshape(wrapper.clip_ratios, np.shape(scales))).astype(np.float32)
+    return plan.weight_bits, plan.group_size or weight.shape[1], scales
 
 
 def round_to_nearest(wrapper, weight):
@@ -94,7 +99,8 @@ def facts(cell):
              "fallback": notes.get("fallback"), "sensitivity": notes.get("sensitivity"),
              "smoothing": notes.get("smoothing", ""), "smooth_alpha": notes.get("smooth_alpha"),
              "alpha_errors": notes.get("alpha_errors"), "relative_output_mse": notes.get("relative_output_mse"),
-             "gptq_damping": notes.get("gptq_damping"), "awq_alpha": notes.get("awq_alpha")}
+             "gptq_damping": notes.get("gptq_damping"), "awq_alpha": notes.get("awq_alpha"),
+             "awq_clip_mean": notes.get("awq_clip_mean")}
     observer = wrapper.observer
     if observer is not None and observer.minimum is not None:
         facts.update(act_min=float(observer.minimum.min()), act_max=float(observer.maximum.max()))

@@ -1,11 +1,14 @@
 """AWQ: the chosen factors never raise a smoothing group's output error, as measured independently on the real
 deployed cells (the output-error probe, in MindSpore) against the same data rounded without AWQ; the factors are
-folded exactly (the float network's output is unchanged); configs that cannot use it are refused."""
+folded exactly (the float network's output is unchanged); the clipping search never raises a row's error; configs
+that cannot use it are refused."""
 import numpy as np
 import pytest
 import mindspore as ms
 
 from mindspore_ptq import PTQ, OutliersSuppressionType, PTQConfig
+from mindspore_ptq import quant_functions as qf
+from mindspore_ptq.algorithms.awq import CLIP_GRID, clip_ratios
 from mindspore_ptq.app.presets import approach_config
 from network_helpers.layouts import LlamaLayout
 from tests.conftest import build_tiny
@@ -50,3 +53,28 @@ def test_awq_folds_exactly():
 def test_awq_needs_weight_only_quantization(kwargs):
     with pytest.raises(ValueError, match="AWQ scales weight-only"):
         PTQConfig(outliers_suppression=OutliersSuppressionType.AWQ, **kwargs)
+
+
+def test_clipping_is_chosen_per_group_and_never_raises_its_error():
+    """A group whose one large weight sits on an input that never fires: clipping it to the grid's smallest span
+    costs nothing and refines the rest, so that ratio is chosen; every chosen ratio does at least as well on the
+    search rows as no clipping (1.0, on the grid), measured here independently."""
+    rows = RNG.standard_normal((256, 64)).astype(np.float32)
+    rows[:, 5] = 0.0
+    weight = RNG.standard_normal((6, 64)).astype(np.float32)
+    weight[2, 5] = 40.0  # row 2, group 0 (inputs 0-31)
+    ratios = clip_ratios(weight, rows, 4, 32)
+    assert ratios.shape == (6, 2) and ratios[2, 0] == min(CLIP_GRID)
+
+    def row_errors(scale_factors):
+        scales = qf.group_scales(weight, 4, 32) * scale_factors
+        codes, _ = qf.quantize_weight_grouped(weight, 4, 32, scales)
+        return ((rows @ (qf.dequantize_grouped(codes, scales) - weight).T) ** 2).sum(axis=0)
+
+    assert (row_errors(ratios) <= row_errors(np.ones_like(ratios)) * (1 + 1e-5)).all()
+
+
+def test_awq_clips_every_weight_only_linear():
+    awq = layer0_errors("a16w4_awq_g64")
+    assert all(0.5 <= awq[p]["awq_clip_mean"] <= 1.0 for p in awq)
+    assert any(awq[p]["awq_clip_mean"] < 1.0 for p in awq)
