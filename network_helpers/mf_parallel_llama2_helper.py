@@ -10,12 +10,13 @@ import mindspore as ms
 
 from ms_infra.checkpoint import load_checkpoint_into
 from ms_infra.files import read_yaml_mapping
-from ms_infra.frameworks import import_quietly
+from ms_infra.frameworks import import_quietly, mindformers_installed
 from ms_infra.parallel import init_tensor_parallel
 
 from .layouts import LlamaLayout
 from .llama import LlamaArgs, ParallelLlamaForCausalLM
 from .network_helper import NetworkHelper
+from .yaml_config import read_config
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,10 @@ def _tokenizer_from_dir(tokenizer_cfg):
 
 
 def _tokenizer_from_mindformers(tokenizer_cfg):
+    if not mindformers_installed():
+        raise ValueError(f"processor.tokenizer.type {tokenizer_cfg.get('type')!r} is built by MindFormers, which is "
+                         "not installed (pip install 'mindspore-ptq[mindformers]'); without it use type "
+                         f"{' or '.join(TOKENIZER_BUILDERS)} with a tokenizer_dir")
     from mindformers.models.build_tokenizer import build_tokenizer
     return build_tokenizer(tokenizer_cfg)
 
@@ -72,16 +77,21 @@ def _check_load_checkpoint_key(config):
         raise KeyError(f"the YAML has no `load_checkpoint` but has {near[0]!r}: did you mean load_checkpoint?")
 
 
-def load_config(config):
-    """A MindFormerConfig from a YAML path or an existing config, with errors naming the file or field."""
+def _read_mindformers_config(path):
     MindFormerConfig = import_quietly("mindformers.tools.register").MindFormerConfig  # noqa: N806
+    read_yaml_mapping(path, "YAML config")  # a syntax error or a non-mapping, named with the file
+    try:
+        return MindFormerConfig(str(path))
+    except Exception as err:  # yaml errors come in several types
+        raise ValueError(f"{path} is not a valid MindFormers YAML: {err}") from err
+
+
+def load_config(config):
+    """The config of a YAML path (a MindFormerConfig when MindFormers is installed, else our YamlConfig) or an
+    existing config, with errors naming the file or field."""
     if isinstance(config, (str, os.PathLike)):
         path = Path(config)
-        read_yaml_mapping(path, "YAML config")  # a syntax error or a non-mapping, named with the file
-        try:
-            config = MindFormerConfig(str(path))
-        except Exception as err:  # yaml errors come in several types
-            raise ValueError(f"{path} is not a valid MindFormers YAML: {err}") from err
+        config = _read_mindformers_config(path) if mindformers_installed() else read_config(path)
     for section in ("model", "model.model_config", "model.arch"):
         node = config
         for key in section.split("."):
@@ -96,7 +106,8 @@ def load_config(config):
 
 
 class MFParallelLlama2Helper(NetworkHelper):
-    """Builds the portable ParallelLlama from a MindFormers YAML path or MindFormerConfig."""
+    """Builds the portable ParallelLlama from a MindFormers YAML path or its config (MindFormerConfig or
+    YamlConfig)."""
 
     def __init__(self, config):
         self.config = load_config(config)

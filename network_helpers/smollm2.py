@@ -107,9 +107,21 @@ def read_gguf(path):
 
 
 def save_tokenizer(gguf_path, output_dir):
-    """BPE vocabulary, merges and chat template from the GGUF metadata, as a Hugging Face tokenizer dir."""
-    from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(str(Path(gguf_path).parent), gguf_file=Path(gguf_path).name)
+    """BPE vocabulary, merges and chat template from the GGUF metadata, as a Hugging Face tokenizer dir.
+
+    The same files as `AutoTokenizer.from_pretrained(..., gguf_file=...)` writes, without the torch that its
+    GGUF loader requires: the metadata is read with `gguf` and handed to transformers' GGUF converter."""
+    import gguf
+    from transformers import LlamaTokenizerFast
+    from transformers.integrations.ggml import GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer
+    fields = gguf.GGUFReader(str(gguf_path)).fields
+    tokenizer_dict, tokenizer_config = (
+        {name: fields[f"tokenizer.{key}"].contents() for key, name in GGUF_TOKENIZER_MAPPING[section].items()
+         if f"tokenizer.{key}" in fields} for section in ("tokenizer", "tokenizer_config"))
+    backend, kwargs = convert_gguf_tokenizer("llama", tokenizer_dict)
+    kwargs["legacy"] = True  # what the GGUF path of from_pretrained saves (LlamaTokenizerFast's default)
+    tokenizer = LlamaTokenizerFast(vocab_file=str(gguf_path), tokenizer_object=backend, **tokenizer_config,
+                                   **kwargs)
     tokenizer.save_pretrained(str(output_dir))
     slow_vocab = Path(output_dir) / "tokenizer.model"  # a copy of the whole GGUF; tokenizer.json suffices
     if slow_vocab.exists():

@@ -12,12 +12,15 @@ import yaml
 import mindspore as ms
 
 from ms_infra.checkpoint import save_checkpoint_atomic
+from ms_infra.frameworks import mindformers_installed
 from network_helpers.llama import LlamaArgs, ParallelLlamaForCausalLM
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SQUAD_DIR = Path(os.environ.get("SQUAD_DIR", REPO_ROOT.parent / "shared" / "data" / "squad1.1"))
 HAS_SQUAD = all((SQUAD_DIR / name).is_file() for name in ("train-v1.1.json", "dev-v1.1.json"))
 needs_squad = pytest.mark.skipif(not HAS_SQUAD, reason=f"no SQuAD v1.1 train/dev files in {SQUAD_DIR} (set SQUAD_DIR)")
+needs_mindformers = pytest.mark.skipif(not mindformers_installed(),
+                                       reason="MindFormers is not installed (the `mindformers` extra; stack ms2.7)")
 
 TINY_ARGS = LlamaArgs(vocab_size=96, hidden_size=64, num_layers=2, num_heads=4, n_kv_heads=2, ffn_hidden_size=96,
                       seq_length=64, batch_size=1, theta=10000.0, pad_token_id=0, eos_token_id=95)

@@ -1,6 +1,7 @@
 """SQuAD v1.1 generation evaluation: greedy answers for the first N dev questions, scored F1/EM."""
 import time
 
+from ms_infra.frameworks import mindformers_installed
 
 from ..datasets import get_datasets, load_squad, pad_token_id_of
 from ..log import progress
@@ -11,7 +12,8 @@ def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_
                    template="squad_3shot", shots_path=None):
     """Generate an answer per question and score it with the official SQuAD v1.1 metric and EmF1Metric.
 
-    Returns {'f1', 'exact_match', 'mf_f1', 'mf_exact_match', 'n', 'seconds', 'predictions'}.
+    Returns {'f1', 'exact_match', 'mf_f1', 'mf_exact_match', 'n', 'seconds', 'predictions'}; without MindFormers
+    'mf_f1' and 'mf_exact_match' are None (EmF1Metric is MindFormers').
     """
     examples = load_squad(dev_path)
     dataset = get_datasets("squad1.1", dev_path, "eval", helper.get_spec("batch_size"),
@@ -35,7 +37,9 @@ def evaluate_squad(network, helper, tokenizer, dev_path, n_samples=200, max_new_
         bar.update(len(prompts))
     bar.close()
     seconds = time.perf_counter() - start
-    official, mindformers = squad_scores(predictions, golds), emf1_metric_scores(predictions, golds)
+    official = squad_scores(predictions, golds)
+    skipped = {"f1": None, "exact_match": None}  # EmF1Metric is MindFormers'
+    mindformers = emf1_metric_scores(predictions, golds) if mindformers_installed() else skipped
     return {"f1": official["f1"], "exact_match": official["exact_match"], "mf_f1": mindformers["f1"],
             "mf_exact_match": mindformers["exact_match"], "n": len(predictions), "seconds": seconds,
             "predictions": predictions}

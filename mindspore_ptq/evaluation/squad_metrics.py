@@ -1,10 +1,13 @@
-"""SQuAD v1.1 scoring: the official exact match / F1, and MindFormers' EmF1Metric for comparison."""
+"""SQuAD v1.1 scoring: the official exact match / F1, and MindFormers' EmF1Metric for comparison (when
+MindFormers is installed)."""
 import contextlib
 import io
 import re
 import string
 from collections import Counter
 from typing import Dict, List, Sequence
+
+from ms_infra.frameworks import mindformers_installed
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r'\b(a|an|the)\b')
@@ -62,9 +65,11 @@ def emf1_metric_scores(predictions: Sequence[str], gold_answers: Sequence[Sequen
     It differs from the official definition: exact match only lower-cases and strips a fixed set of
     characters (not `.,!?'"()`, not articles, no whitespace collapsing); F1 uses the longest common
     contiguous run of jieba segments (spaces and punctuation count as segments), not a bag of words.
-    Its per-sample prints are swallowed.
+    Its per-sample prints are swallowed. Needs MindFormers (the `mindformers` extra).
     """
     _check_pairs(predictions, gold_answers)
+    if not mindformers_installed():
+        raise ImportError("EmF1Metric needs MindFormers: pip install 'mindspore-ptq[mindformers]'")
     from mindformers.core.metric import EmF1Metric  # slow to import; only this function needs it
     metric = EmF1Metric()
     metric.clear()

@@ -94,9 +94,10 @@ def run(args):
     if args.n_samples:
         squad = evaluate_squad(network, helper, tokenizer, args.dataset_path, args.n_samples,
                                args.max_new_tokens, args.template, args.shots_path)
+        emf1 = (f"F1 {squad['mf_f1']:.2f}  EM {squad['mf_exact_match']:.2f}" if squad["mf_f1"] is not None
+                else "skipped, MindFormers is not installed")
         print(f"SQuAD ({squad['n']} questions, {args.template}): F1 {squad['f1']:.2f}  EM {squad['exact_match']:.2f}"
-              f"  (MindFormers EmF1Metric: F1 {squad['mf_f1']:.2f}  EM {squad['mf_exact_match']:.2f})"
-              f"  {squad['seconds']:.0f} s")
+              f"  (MindFormers EmF1Metric: {emf1})  {squad['seconds']:.0f} s")
         results["squad"] = squad
         _save(args, results)
     # 3. Perplexity, and KL / top-1 against the reference network.

@@ -15,7 +15,7 @@ from mindspore_ptq.app.cli import console_main
 from mindspore_ptq.io import config_path_for
 from mindspore_ptq.io.sharding import rank_path, write_manifest
 from ms_infra.checkpoint import save_checkpoint_atomic
-from tests.conftest import SQUAD_DIR, needs_squad
+from tests.conftest import SQUAD_DIR, needs_mindformers, needs_squad
 
 TRAIN, DEV = SQUAD_DIR / "train-v1.1.json", SQUAD_DIR / "dev-v1.1.json"
 
@@ -270,6 +270,7 @@ def test_quantize_and_eval_print_no_framework_log_lines_at_the_default_level(tin
     assert "SQuAD (1 questions" in evaluate.stdout and "KL" in evaluate.stdout
 
 
+@needs_mindformers  # the lines it looks for are MindFormers'
 def test_debug_shows_the_frameworks_own_lines(tiny_cli_model, tmp_path):
     run = cli(tmp_path, "quantize", "--config", tiny_cli_model["yaml"], "--approach", "a16w8", "-b", "w22",
               "--output_dir", tmp_path / "q", "--log_level", "DEBUG")

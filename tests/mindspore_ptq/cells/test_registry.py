@@ -46,5 +46,6 @@ def test_registering_a_type_twice_to_another_wrapper_fails():
 
 
 def test_mindformers_linears_are_registered_when_importable():
-    layers = pytest.importorskip("mindformers.experimental.infer.core.layers")
+    layers = pytest.importorskip("mindformers.experimental.infer.core.layers",
+                                 reason="MindFormers 1.6's experimental.infer is not installed")
     assert {layers.ColumnParallelLinear, layers.RowParallelLinear} <= set(registered_types())

@@ -6,6 +6,8 @@ import pytest
 
 from mindspore_ptq.evaluation import (answer_complete, emf1_metric_scores, exact_match, extract_answer, f1_score,
                                       normalize_answer, squad_scores)
+from ms_infra.frameworks import mindformers_installed
+from tests.conftest import needs_mindformers
 
 SQUAD_DIR = Path(os.environ.get('SQUAD_DIR',
                                 Path(__file__).resolve().parents[3] / '..' / 'shared' / 'data' / 'squad1.1'))
@@ -88,15 +90,15 @@ def test_answer_complete_once_more_text_cannot_change_the_answer(generated, comp
     ('The Cat sat', 'cat sat on', (0, 80), (0, 60)),  # longest common run 'cat',' ','sat' of 5 segments each
     ('sat cat', 'cat sat', (0, 100), (0, 100 / 3)),  # contiguous run, not a bag of words
 ], ids=['identical', 'case', 'hyphen', 'period', 'article', 'double-space', 'cat-sat', 'word-order'])
+@needs_mindformers
 def test_emf1_metric_against_official(prediction, gold, official, mindformers):
-    pytest.importorskip('mindformers')
     assert squad_scores([prediction], [[gold]]) == pytest.approx(dict(zip(('exact_match', 'f1'), official)))
     assert emf1_metric_scores([prediction], [[gold]]) == pytest.approx(dict(zip(('exact_match', 'f1'), mindformers)))
 
 
+@needs_mindformers
 @pytest.mark.skipif(not DEV.is_file(), reason=f"SQuAD v1.1 dev file not found at {DEV} (set SQUAD_DIR)")
 def test_emf1_metric_sees_only_the_first_gold_answer_on_real_data():
-    pytest.importorskip('mindformers')
     from mindspore_ptq.datasets import load_squad
     examples = load_squad(DEV)[:200]
     predictions = [example.answers[-1] for example in examples]  # always one of the gold answers
@@ -105,3 +107,9 @@ def test_emf1_metric_sees_only_the_first_gold_answer_on_real_data():
     assert differs > 0
     assert squad_scores(predictions, golds) == {'exact_match': 100.0, 'f1': 100.0}
     assert emf1_metric_scores(predictions, golds)['exact_match'] < 100.0  # 65.5 with the shared dev file
+
+
+@pytest.mark.skipif(mindformers_installed(), reason="MindFormers is installed: EmF1Metric is available")
+def test_emf1_metric_without_mindformers_names_the_extra():
+    with pytest.raises(ImportError, match=r"mindspore-ptq\[mindformers\]"):
+        emf1_metric_scores(['Denver'], [['Denver']])
