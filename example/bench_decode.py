@@ -4,11 +4,16 @@ memory-bandwidth limit measured in the same run (a timed read of a buffer as lar
 Decode tokens/s excludes the prefill; "of limit" is weight bytes read per token x tokens/s / measured GB/s.
 
     python example/bench_decode.py --checkpoints fp32=artifacts/smollm2-135m/smollm2_135m_fp32.ckpt \\
-        a16w8=outputs/a16w8/a16w8.ckpt [--transformers] [--output outputs/decode.json]
+        a16w8=outputs/a16w8/a16w8.ckpt [--transformers] [--llama_cpp DIR] [--output outputs/decode.json]
 
 A path written `fused:PATH` (a float checkpoint) runs the float network's decode steps through the same
 one-call-per-layer kernel the deployed quantized networks use (its linears as fp32 GEMVs): the float peer of
 that runtime, so that the speed-up of the weights alone shows.
+
+With a llama.cpp build (`bash tools/build_llama_cpp.sh`, into build/llama.cpp, read by default when it is there),
+llama-bench times the same SmolLM2 GGUF as F32, Q8_0 and Q4_1 in the same run, on the threads our rows use
+(`-p PROMPT -n NEW -t THREADS`: a PROMPT-token prefill, and NEW tokens decoded from an empty context), and every
+row's decode is also given as a ratio of llama.cpp Q8_0's.
 """
 import argparse
 import json
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import mindspore as ms
@@ -26,6 +32,7 @@ from mindspore_ptq.app.workflow import load_network
 from mindspore_ptq.cells.decode_layer import fuse_decode_layers
 from mindspore_ptq.datasets import load_squad
 from mindspore_ptq.evaluation.speed import generation_speed, timed
+from mindspore_ptq.kernels import default_threads
 from ms_infra.checkpoint import is_runtime_state
 from ms_infra.files import check_outputs, write_json_atomic
 from network_helpers import MFParallelLlama2Helper
@@ -33,6 +40,22 @@ from network_helpers.smollm2 import GGUF_NAME, default_gguf_path
 
 
 FUSED = "fused:"
+LLAMA_CPP_DIR = Path(__file__).resolve().parents[1] / "build" / "llama.cpp"  # where tools/build_llama_cpp.sh builds
+LLAMA_BENCH = Path("cmake") / "bin" / "llama-bench"  # inside the build folder
+LLAMA_CPP_MODELS = (  # (row name, GGUF in the build folder's models/)
+    ("llama.cpp F32", "smollm2-135m-f32.gguf"),
+    ("llama.cpp Q8_0", "smollm2-135m-q8_0.gguf"),
+    ("llama.cpp Q4_1", "smollm2-135m-q4_1.gguf"),
+)
+LLAMA_CPP_REFERENCE = "llama.cpp Q8_0"  # every row's decode is also a ratio of this row's
+COLUMNS = (  # the printed table after the model name: (header, the row's field, its text); "-" if a row lacks it
+    ("prefill s", "prefill_s", "{:.3f}".format),
+    ("decode tok/s", "decode_tokens_per_s", "{:.1f}".format),
+    ("× first row", "vs_first_row", "{:.2f}".format),
+    (f"× {LLAMA_CPP_REFERENCE}", "vs_llama_cpp_q8_0", "{:.2f}".format),
+    ("weights MB/token", "weight_bytes_per_token", lambda v: f"{v / 1e6:.0f}"),
+    ("of bandwidth limit", "bandwidth_fraction", lambda v: f"{100 * v:.0f}%"),
+)
 
 
 def parse_args(argv=None):
@@ -45,9 +68,18 @@ def parse_args(argv=None):
     parser.add_argument("--prompt_tokens", type=int, default=200)
     parser.add_argument("--new_tokens", type=int, default=128)
     parser.add_argument("--transformers", action="store_true", help="also time HF transformers (torch CPU, fp32)")
+    parser.add_argument("--llama_cpp", default=None, metavar="DIR",
+                        help="also time llama.cpp with llama-bench on the GGUF variants in this build folder of "
+                             "tools/build_llama_cpp.sh (default: build/llama.cpp if it holds one)")
     parser.add_argument("--output", default=None, help="write the results as JSON here")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # one checkpoint, in this process
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.llama_cpp is None and llama_cpp_build(LLAMA_CPP_DIR):
+        args.llama_cpp = str(LLAMA_CPP_DIR)
+    elif args.llama_cpp and llama_cpp_build(args.llama_cpp) is None:
+        parser.error(f"--llama_cpp {args.llama_cpp}: no {LLAMA_BENCH} there; build it with "
+                     f"`bash tools/build_llama_cpp.sh {args.llama_cpp}`")
+    return args
 
 
 def prompt_ids(helper, args):
@@ -97,6 +129,76 @@ def transformers_speed(prompt, new_tokens):
                                           if "embed_tokens" not in n)}
 
 
+def llama_cpp_build(folder):
+    """(llama-bench, {row name: GGUF}) for the variants present in a tools/build_llama_cpp.sh folder; None
+    without llama-bench."""
+    folder = Path(folder)
+    if not (folder / LLAMA_BENCH).is_file():
+        return None
+    models = {name: folder / "models" / file for name, file in LLAMA_CPP_MODELS}
+    return folder / LLAMA_BENCH, {name: path for name, path in models.items() if path.is_file()}
+
+
+def llama_bench_row(records, prompt_tokens, new_tokens):
+    """One model's row from llama-bench's JSON records (its pp and tg tests). As in our rows the fastest
+    repetition counts; the weights read per token are all the file's tensors (SmolLM2's output matrix is its
+    token table)."""
+    def test(n_prompt, n_gen):
+        found = [r for r in records if r["n_prompt"] == n_prompt and r["n_gen"] == n_gen]
+        if len(found) != 1:
+            raise ValueError(f"llama-bench output holds {len(found)} tests with n_prompt={n_prompt}, "
+                             f"n_gen={n_gen}; expected one")
+        return found[0]
+
+    prefill, decode = test(prompt_tokens, 0), test(0, new_tokens)
+    return {"prompt_tokens": prompt_tokens, "new_tokens": new_tokens, "prefill_s": min(prefill["samples_ns"]) / 1e9,
+            "decode_tokens_per_s": max(decode["samples_ts"]), "weight_bytes_per_token": decode["model_size"],
+            "threads": decode["n_threads"], "model_type": decode["model_type"],
+            "llama_cpp_build": f"{decode['build_number']} ({decode['build_commit']})"}
+
+
+def run_llama_bench(bench, gguf, prompt_tokens, new_tokens, threads):
+    """Time one GGUF with llama-bench (batch 1: a `prompt_tokens` prefill, `new_tokens` decode steps)."""
+    command = [str(bench), "-m", str(gguf), "-p", str(prompt_tokens), "-n", str(new_tokens), "-t", str(threads),
+               "-o", "json"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}): {result.stderr.strip()[-500:]}")
+    return llama_bench_row(json.loads(result.stdout), prompt_tokens, new_tokens)
+
+
+def llama_cpp_rows(folder, prompt_tokens, new_tokens, threads):
+    """llama.cpp's rows, measured now; without a build (`folder` None), none and one line on how to get them."""
+    build = llama_cpp_build(folder) if folder else None
+    if build is None:
+        print("no llama.cpp rows: `bash tools/build_llama_cpp.sh` builds llama-bench and the SmolLM2 GGUF "
+              "variants into build/llama.cpp (or pass --llama_cpp DIR)")
+        return {}
+    bench, models = build
+    return {name: run_llama_bench(bench, gguf, prompt_tokens, new_tokens, threads) for name, gguf in models.items()}
+
+
+def add_ratios(rows, bandwidth):
+    """Each row's decode against the first row and llama.cpp Q8_0 (if measured), and its bandwidth fraction."""
+    base = next(iter(rows.values()))["decode_tokens_per_s"]
+    reference = rows.get(LLAMA_CPP_REFERENCE, {}).get("decode_tokens_per_s")
+    for row in rows.values():
+        row["vs_first_row"] = row["decode_tokens_per_s"] / base
+        if reference:
+            row["vs_llama_cpp_q8_0"] = row["decode_tokens_per_s"] / reference
+        row["bandwidth_fraction"] = row["decode_tokens_per_s"] * row["weight_bytes_per_token"] / (bandwidth * 1e9)
+
+
+def print_table(rows):
+    """The rows as a Markdown table of the COLUMNS that some row has."""
+    columns = [column for column in COLUMNS if any(column[1] in row for row in rows.values())]
+    print("| model | " + " | ".join(header for header, _, _ in columns) + " |")
+    print("| --- |" + " --- |" * len(columns))
+    for name, row in rows.items():
+        cells = (text(row[field]) if field in row else "-" for _, field, text in columns)
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def run_worker(args, checkpoint):
     """Measure one checkpoint in a fresh process (its own compiled graphs and memory)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -119,26 +221,22 @@ def main(argv=None):
         check_outputs([args.output])
     checkpoints = dict(item.split("=", 1) for item in args.checkpoints) or {
         "fp32": MFParallelLlama2Helper(args.config).config.get("load_checkpoint")}
+    threads = default_threads()  # what our kernels use in each worker; llama-bench and the bandwidth read too
     rows = {name: run_worker(args, path) for name, path in checkpoints.items()}
     if args.transformers:
         helper = MFParallelLlama2Helper(args.config)
         rows["transformers fp32"] = transformers_speed(prompt_ids(helper, args), args.new_tokens)
+    rows.update(llama_cpp_rows(args.llama_cpp, args.prompt_tokens, args.new_tokens, threads))
     largest = max(row["weight_bytes_per_token"] for row in rows.values())
-    bandwidth = memory_bandwidth_gbs(largest)
-    base = next(iter(rows.values()))["decode_tokens_per_s"]
-    print(f"read bandwidth {bandwidth:.1f} GB/s ({largest / 1e6:.0f} MB buffer, 2 threads), "
+    bandwidth = memory_bandwidth_gbs(largest, threads)
+    add_ratios(rows, bandwidth)
+    print(f"read bandwidth {bandwidth:.1f} GB/s ({largest / 1e6:.0f} MB buffer, {threads} threads), "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    print("| model | prefill s | decode tok/s | × first row | weights MB/token | of bandwidth limit |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name, row in rows.items():
-        limit = bandwidth * 1e9 / row["weight_bytes_per_token"]
-        row["bandwidth_fraction"] = row["decode_tokens_per_s"] / limit
-        print(f"| {name} | {row['prefill_s']:.3f} | {row['decode_tokens_per_s']:.1f} | "
-              f"{row['decode_tokens_per_s'] / base:.2f} | {row['weight_bytes_per_token'] / 1e6:.0f} | "
-              f"{100 * row['bandwidth_fraction']:.0f}% |", flush=True)
+    print_table(rows)
     if args.output:
-        write_json_atomic(args.output, {"bandwidth_gbs": bandwidth, "prompt_tokens": args.prompt_tokens,
-                                        "new_tokens": args.new_tokens, "rows": rows})
+        write_json_atomic(args.output, {"bandwidth_gbs": bandwidth, "threads": threads,
+                                        "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens,
+                                        "rows": rows})
     return rows
 
 
