@@ -1,5 +1,5 @@
-"""The frameworks' own log lines (MindSpore, MindFormers, jieba): kept out of a command's output unless it is
-asked for them (`--log_level DEBUG`)."""
+"""The frameworks' own log lines (MindSpore, MindFormers, transformers, jieba): kept out of a command's output
+unless it is asked for them (`--log_level DEBUG`)."""
 import importlib
 import importlib.util
 import logging
@@ -36,9 +36,16 @@ class _QuietFilter(logging.Filter):
 _QUIET = _QuietFilter()
 
 
+# transformers' settings, read when it is imported (it is, lazily, by the tokenizer): errors only, and no advice
+# such as "None of PyTorch, TensorFlow >= 2.0, or Flax have been found" (torch is a test oracle here)
+QUIET_TRANSFORMERS = {"TRANSFORMERS_VERBOSITY": "error", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+
+
 def quiet_frameworks():
-    """Show only errors from MindSpore, MindFormers and jieba, in this process and the ones it starts. A GLOG_v
-    the user set is kept."""
+    """Show only errors from MindSpore, MindFormers, transformers and jieba, in this process and the ones it
+    starts. A GLOG_v or transformers setting the user made is kept."""
+    for name, value in QUIET_TRANSFORMERS.items():
+        os.environ.setdefault(name, value)
     if "GLOG_v" not in os.environ:
         os.environ["GLOG_v"] = QUIET_GLOG  # read by MindSpore when it is imported (child processes)
         ms_log = sys.modules.get("mindspore.log")

@@ -219,14 +219,17 @@ class DynamicActWeightQuantLinear(SmoothedInputLinear):
             abs_max = ops.amax(all_gather_last_dim(abs_max, self.tp_size), -1, keepdims=True)
         return ops.where(abs_max > 0, abs_max / qf.SYM_MAX, ops.ones_like(abs_max))
 
+    def scaled_matmul(self, q, scale):
+        """The output for token codes q (integers in float32) with token scales `scale`."""
+        return linear(q, self.weight, ms.float32) * scale * self.weight_scale
+
     def construct(self, x):
         x = self.smoothed_input(x)
         if self.kernel is not None:
             return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
         scale = self.token_scale(x)
         q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
-        out = (linear(q, self.weight, ms.float32) * scale * self.weight_scale).astype(self.compute_dtype)
-        return self._collect(out)
+        return self._collect(self.scaled_matmul(q, scale).astype(self.compute_dtype))
 
 
 class DynamicActGroupedWeightLinear(GroupedWeights, DynamicActWeightQuantLinear):
@@ -241,18 +244,10 @@ class DynamicActGroupedWeightLinear(GroupedWeights, DynamicActWeightQuantLinear)
         self.scheme = f"A8 dynamic per-token symmetric, {self.weight_scheme}"
 
     def shard_axes(self):
-        axes = self.grouped_shard_axes()
-        if self.smooth and self.parallel_mode == "row":
-            axes["smooth_scale"] = 0
-        return axes
+        return {**super().shard_axes(), **self.grouped_shard_axes()}
 
-    def construct(self, x):
-        x = self.smoothed_input(x)
-        if self.kernel is not None:
-            return self._collect(self.run_kernel(x, self.weight, self.weight_scale))
-        scale = self.token_scale(x)
-        q = ops.clip_by_value(ops.round(x / scale), -qf.SYM_MAX, qf.SYM_MAX)
-        return self._collect((linear(q, self.float_weight(), ms.float32) * scale).astype(self.compute_dtype))
+    def scaled_matmul(self, q, scale):
+        return linear(q, self.float_weight(), ms.float32) * scale
 
     def set_quant_params(self, weight_q, weight_scale, smooth_scale=None, **_):
         self.set_grouped_weight(weight_q, weight_scale)

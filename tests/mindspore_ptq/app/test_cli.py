@@ -241,8 +241,10 @@ def test_merge_refuses_an_output_that_is_one_of_its_shards(capsys, tmp_path):
     assert rank_path(base, 1).read_bytes() == shard and not base.exists()
 
 
-# What MindSpore (`[WARNING] ME(...)`), MindFormers (`... - mindformers./output/log[...]`) and jieba print.
-FRAMEWORK_LINE = re.compile(r"\] ME\(|- mindformers|Building prefix dict|Loading model from cache|jieba")
+# What MindSpore (`[WARNING] ME(...)`), MindFormers (`... - mindformers./output/log[...]`), jieba and transformers
+# (its advice when torch is absent) print.
+FRAMEWORK_LINE = re.compile(r"\] ME\(|- mindformers|Building prefix dict|Loading model from cache|jieba|"
+                            r"None of PyTorch")
 
 
 def cli(cwd, *args):
