@@ -65,13 +65,17 @@ class FusedDecodeLayer(nn.Cell):
 
 
 def fuse_decode_layers(layers):
-    """Give each (name, layer) that the kernel can run a FusedDecodeLayer; returns how many got one."""
-    fused = 0
+    """Give each (name, layer) that the kernel can run a FusedDecodeLayer; returns how many got one. The layers
+    left out are logged in one line per reason."""
+    fused, kept = 0, {}
     for name, layer in layers:
         reason = FusedDecodeLayer.unsupported(layer)
         if reason:
-            logger.info("%s: decode steps keep the layer's cells (%s)", name, reason)
+            kept.setdefault(reason, []).append(name)
             continue
         layer.set_decode_kernel(FusedDecodeLayer(layer))
         fused += 1
+    for reason, names in kept.items():
+        shown = names[0] if len(names) == 1 else f"{len(names)} layers ({names[0]} .. {names[-1]})"
+        logger.info("%s: decode steps keep the layer's cells (%s)", shown, reason)
     return fused
