@@ -138,20 +138,16 @@ class PerTokenInt8KVCache:
         if batch_valid_length is None:  # full forward without cache: the values as the cache would return them
             return self._dequantize(key_q, key_s, key.dtype), self._dequantize(value_q, value_s, value.dtype)
         seq = key.shape[2]
+        updates = ((self.key_cache, key_q), (self.value_cache, value_q), (self.key_cache_scale, key_s),
+                   (self.value_cache_scale, value_s))
         if batch_valid_length.ndim == 1 and seq > 1:  # prefill: write positions [0, seq)
             pad = (0, 0, 0, self.seq_length - seq)
-            written = [ops.assign(cache, ops.pad(new, pad)) for cache, new in
-                       ((self.key_cache, key_q), (self.value_cache, value_q), (self.key_cache_scale, key_s),
-                        (self.value_cache_scale, value_s))]
-            key_out = ops.depend(self._dequantize(key_q, key_s, key.dtype), written[0])
-            key_out = ops.depend(key_out, written[2])
-            value_out = ops.depend(self._dequantize(value_q, value_s, value.dtype), written[1])
-            return key_out, ops.depend(value_out, written[3])
+            written = [ops.assign(cache, ops.pad(new, pad)) for cache, new in updates]
+            key_out, value_out = self._dequantize(key_q, key_s, key.dtype), self._dequantize(value_q, value_s,
+                                                                                             value.dtype)
+            return ops.depend(key_out, written), ops.depend(value_out, written)
         positions = batch_valid_length if batch_valid_length.ndim == 2 else batch_valid_length.reshape(-1, 1) - 1
-        key_cache, value_cache, key_scale, value_scale = (
-            self.store(cache, new, positions) for cache, new in
-            ((self.key_cache, key_q), (self.value_cache, value_q), (self.key_cache_scale, key_s),
-             (self.value_cache_scale, value_s)))
+        key_cache, value_cache, key_scale, value_scale = (self.store(cache, new, positions) for cache, new in updates)
         return self._dequantize(key_cache, key_scale, key.dtype), self._dequantize(value_cache, value_scale,
                                                                                    value.dtype)
 
