@@ -52,12 +52,13 @@ def simulated_error(wrapper, rows, divisor, reference):
     x = rows / divisor
     if wrapper.plan.static_activation:
         scale, zero_point = qf.asymmetric_scale_zero_point(*static_input_range(wrapper, divisor))
-        x = qf.fake_quantize(x, scale, zero_point)
+        codes = qf.quantize(x, scale, zero_point).astype(np.float32) - zero_point
     else:
         abs_max = np.abs(x).max(-1, keepdims=True)
         scale = qf.symmetric_scale(tp_max(abs_max) if row_parallel else abs_max)
-        x = qf.fake_quantize(x, scale, 0.0, -qf.SYM_MAX, qf.SYM_MAX)
-    out = x @ qf.dequantize(weight_q, weight_scale[:, None]).T
+        codes = qf.quantize(x, scale, 0.0, -qf.SYM_MAX, qf.SYM_MAX).astype(np.float32)
+    # the integer product, then both scales (as the deployed cell does): no dequantized copies of x and W
+    out = (codes @ weight_q.astype(np.float32).T) * (scale * weight_scale[None, :])
     if row_parallel:  # partial sums: the output is their sum over ranks
         out = tp_sum(out)
     sums = np.array([((out - reference) ** 2).sum(), (reference ** 2).sum()])

@@ -38,7 +38,8 @@ def _fallback(fallback):
 
 
 def cost_table(rows, fp16_mb):
-    """Checkpoint size (× the FP16 checkpoint of `fp16_mb`), parameter memory, calibration cost, speed (× fp32)."""
+    """Checkpoint size (× the FP16 checkpoint of `fp16_mb`), parameter memory, calibration cost, the evaluation
+    process's peak RSS, speed (× fp32)."""
     fp32 = rows["fp32"]
     body = []
     for name, row in rows.items():
@@ -49,10 +50,11 @@ def cost_table(rows, fp16_mb):
                      f"{weights / fp32['memory_mb']['weights']:.3f}", _fmt(calib, ".0f"),
                      _fmt(_ratio(calib, row.get("float_forward_seconds")), ".1f"),
                      "—" if peak is None else f"{peak:.0f} ({row['rss_before_mb']:.0f})",
-                     f"{speed['prefill_s']:.3f}", f"{speed['decode_tokens_per_s']:.1f}",
+                     _fmt(row.get("eval_peak_rss_mb"), ".0f"), f"{speed['prefill_s']:.3f}",
+                     f"{speed['decode_tokens_per_s']:.1f}",
                      f"{speed['decode_tokens_per_s'] / fp32['speed']['decode_tokens_per_s']:.2f}"])
     header = ["model", "ckpt MB", "× FP16 ckpt", "weights in memory MB", "× fp32", "calib s", "× float fwd",
-              "calib peak RSS MB (before)", "prefill s", "decode tok/s", "× fp32"]
+              "calib peak RSS MB (before)", "eval peak RSS MB", "prefill s", "decode tok/s", "× fp32"]
     return _table(header, body)
 
 

@@ -54,10 +54,14 @@ def _command(name, *args):
     return [sys.executable, "-m", "mindspore_ptq.app.cli", name, *args]
 
 
-def _step(command, output, log, args):
-    """Run one step in its own process unless --reuse and its output exists; its stdout goes to `log`."""
+def _step(command, output, log, args, needs=()):
+    """Run one step in its own process unless --reuse and its output exists with every key in `needs` (a step
+    that died part-way left only its finished parts); its stdout goes to `log`."""
     command = [str(part) for part in command] + (["--overwrite"] if args.overwrite else [])
-    if not (args.reuse and Path(output).is_file()):
+    done = args.reuse and Path(output).is_file() and all(key in json.loads(Path(output).read_text()) for key in needs)
+    if not done:
+        if Path(output).is_file() and args.reuse:
+            command.append("--overwrite")  # resume: redo the step that did not finish
         logger.info("running %s", " ".join(command[2:]))
         with open(log, "w", encoding="utf-8") as stdout:
             status = subprocess.run(command, check=False, stdout=stdout).returncode
@@ -78,18 +82,18 @@ def _quantize(args, name, directory):
 
 
 def _evaluate(args, row, directory, reference):
-    dev = f"{args.squad_dir}/dev-v1.1.json"
-    common = _command("eval", "--config", args.config, "--load_checkpoint", row["checkpoint"], "--dataset_path", dev)
-    squad = _step(common + ["--n_samples", args.n_samples, "--ppl_windows", 0, "--batch_size", 1, "--output",
-                            directory / "squad.json"], directory / "squad.json", directory / "squad.log", args)
-    # Perplexity/KL, then speed, in one process: its compiled graphs are all batch 1.
+    """SQuAD, then perplexity/KL, then speed, in one GRAPH_MODE process: with chunked prefill they share its
+    batch-1 prefill and decode graphs, so one process costs one network build and one compile."""
     extra = [] if reference is None else ["--reference_checkpoint", reference]
-    other = _step(common + ["--n_samples", 0, "--ppl_windows", args.ppl_windows, "--speed_prompt_tokens",
-                            args.speed_prompt_tokens, "--speed_new_tokens", args.speed_new_tokens, "--batch_size", 1,
-                            "--output", directory / "perplexity.json"] + extra,
-                  directory / "perplexity.json", directory / "perplexity.log", args)
-    row["squad"] = {k: v for k, v in squad["squad"].items() if k != "predictions"}
-    row.update(perplexity=other["perplexity"], speed=other["speed"], memory_mb=other["memory_mb"])
+    command = _command("eval", "--config", args.config, "--load_checkpoint", row["checkpoint"], "--dataset_path",
+                       f"{args.squad_dir}/dev-v1.1.json", "--n_samples", args.n_samples, "--ppl_windows",
+                       args.ppl_windows, "--speed_prompt_tokens", args.speed_prompt_tokens, "--speed_new_tokens",
+                       args.speed_new_tokens, "--batch_size", 1, "--output", directory / "eval.json") + extra
+    result = _step(command, directory / "eval.json", directory / "eval.log", args,
+                   needs=("squad", "perplexity", "speed"))
+    row["squad"] = {k: v for k, v in result["squad"].items() if k != "predictions"}
+    row.update(perplexity=result["perplexity"], speed=result["speed"], memory_mb=result["memory_mb"],
+               eval_peak_rss_mb=result["peak_rss_mb"])
 
 
 def run(args):
