@@ -28,7 +28,7 @@ N_SAMPLES ?= 40
 PPL_WINDOWS ?= 8
 CALIB_SAMPLES ?= 8
 endif
-APPROACHES ?= a8w8c8 a8w8c8_rotated_auto
+APPROACHES ?= a8w8c8 a8w8c8_per_token
 
 .PHONY: setup setup-test test squad squad-float convert bench clean
 
