@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import mindspore as ms
+from mindspore.nn.utils import no_init_parameters
 
 from ms_infra.checkpoint import load_checkpoint_into
 from ms_infra.files import read_yaml_mapping
@@ -133,9 +134,18 @@ class MFParallelLlama2Helper(NetworkHelper):
         helper.config, helper.args = self.config, replace(self.args, **changes)
         return helper
 
-    def create_network(self, load_checkpoint=True):
-        network = ParallelLlamaForCausalLM(self.args)
+    def create_network(self, load_checkpoint=True, defer_weights=False):
+        """The float network, with the YAML's load_checkpoint loaded unless `load_checkpoint` is False.
+
+        defer_weights: leave the weights unallocated (MindSpore's no_init_parameters) for a caller that loads
+        them, or replaces their cells, next; a checkpoint loaded here is always loaded so.
+        """
         checkpoint = self.config.get("load_checkpoint")
+        if defer_weights or (load_checkpoint and checkpoint):
+            with no_init_parameters():  # no random weights to allocate, fill and then replace
+                network = ParallelLlamaForCausalLM(self.args)
+        else:
+            network = ParallelLlamaForCausalLM(self.args)
         if load_checkpoint and checkpoint:
             load_checkpoint_into(network, checkpoint)
             logger.info("loaded %s", checkpoint)

@@ -138,9 +138,10 @@ def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert set(saved["rows"]) == set(rows) and saved["meta"]["cpu_count"] >= 1
     tables = (tmp_path / "results.md").read_text()
-    assert tables.count("| a8w8c8 |") == 2 and "decode tok/s" in tables and "eval peak RSS MB" in tables
-    assert all(row["eval_peak_rss_mb"] > 0 for row in rows.values())  # one evaluation process per row
+    assert tables.count("| a8w8c8 |") == 2 and "decode tok/s" in tables and "SQuAD eval peak RSS MB" in tables
+    assert all(row["eval_peak_rss_mb"] > 0 for row in rows.values())
     assert sorted(p.name for p in (tmp_path / "a8w8c8").iterdir() if p.suffix in (".json", ".log")) == \
-        ["a8w8c8.json", "a8w8c8.report.json", "eval.json", "eval.log", "quantize.log"]
+        ["a8w8c8.json", "a8w8c8.report.json", "perplexity.json", "perplexity.log", "quantize.log",
+         "squad.json", "squad.log"]
     for plot in ("accuracy_vs_size.png", "layer_errors.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

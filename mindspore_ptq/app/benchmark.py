@@ -38,8 +38,8 @@ def _fallback(fallback):
 
 
 def cost_table(rows, fp16_mb):
-    """Checkpoint size (× the FP16 checkpoint of `fp16_mb`), parameter memory, calibration cost, the evaluation
-    process's peak RSS, speed (× fp32)."""
+    """Checkpoint size (× the FP16 checkpoint of `fp16_mb`), parameter memory, calibration cost, the SQuAD
+    evaluation's peak RSS, speed (× fp32)."""
     fp32 = rows["fp32"]
     body = []
     for name, row in rows.items():
@@ -54,7 +54,7 @@ def cost_table(rows, fp16_mb):
                      f"{speed['decode_tokens_per_s']:.1f}",
                      f"{speed['decode_tokens_per_s'] / fp32['speed']['decode_tokens_per_s']:.2f}"])
     header = ["model", "ckpt MB", "× FP16 ckpt", "weights in memory MB", "× fp32", "calib s", "× float fwd",
-              "calib peak RSS MB (before)", "eval peak RSS MB", "prefill s", "decode tok/s", "× fp32"]
+              "calib peak RSS MB (before)", "SQuAD eval peak RSS MB", "prefill s", "decode tok/s", "× fp32"]
     return _table(header, body)
 
 

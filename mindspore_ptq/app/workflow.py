@@ -134,7 +134,7 @@ def load_network(helper, checkpoint=None, config=None):
             raise ValueError(f"a quantized network ({config.name}) needs its checkpoint; none was given")
         return helper.create_network()  # random weights; the helper warns
     deploy = deploy_config_for(checkpoint, config)
-    network = helper.create_network(load_checkpoint=False)
+    network = helper.create_network(load_checkpoint=False, defer_weights=True)
     if deploy is None:
         _load_float(network, checkpoint)
         return network

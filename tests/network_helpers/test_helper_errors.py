@@ -148,3 +148,16 @@ def test_a_misspelled_load_checkpoint_key_is_named(tmp_path):
     data["load_checkpiont"] = data.pop("load_checkpoint") or "float.ckpt"
     with pytest.raises(KeyError, match="'load_checkpiont': did you mean load_checkpoint"):
         MFParallelLlama2Helper(str(write_yaml(tmp_path, data)))
+
+
+def test_a_network_built_to_be_loaded_allocates_no_weights_and_loads_the_same(tmp_path):
+    checkpoint = save_checkpoint_atomic(tiny_weights(), tmp_path / "tiny.ckpt")
+    helper = MFParallelLlama2Helper(str(write_yaml(tmp_path, dict(TINY_YAML, load_checkpoint=str(checkpoint)))))
+    deferred = helper.create_network(load_checkpoint=False, defer_weights=True)
+    weights = [p for p in deferred.get_parameters() if not p.name.endswith("_cache")]
+    assert weights and all(p.has_init for p in weights)  # nothing allocated or filled yet
+    eager = helper.create_network(load_checkpoint=False)
+    assert not any(p.has_init for p in eager.get_parameters())
+    ids = ms.Tensor(np.arange(1, 9, dtype=np.int32)[None])
+    expected = helper.create_network()(ids).asnumpy()  # the YAML's checkpoint, loaded by the helper itself
+    np.testing.assert_array_equal(load_checkpoint_into(deferred, checkpoint)(ids).asnumpy(), expected)

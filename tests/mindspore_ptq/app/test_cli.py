@@ -289,5 +289,5 @@ def test_a_failed_bench_step_exits_1_naming_the_step_and_its_log(capsys, tiny_cl
     status, err = run(capsys, "bench", "--config", tiny_cli_model["yaml"], "--fp16_checkpoint", tiny_cli_model["fp16"],
                       "--squad_dir", squad, "--approaches", "a16w8", "--n_samples", 1, "--output_dir", tmp_path / "b")
     assert status == 1 and "bench step `mindspore-ptq eval --config" in err and "failed with exit status 2" in err
-    assert f"its output is in {tmp_path / 'b' / 'fp32' / 'eval.log'}" in err and "Traceback" not in err
+    assert f"its output is in {tmp_path / 'b' / 'fp32' / 'squad.log'}" in err and "Traceback" not in err
     assert not (tmp_path / "b" / "results.json").exists()
