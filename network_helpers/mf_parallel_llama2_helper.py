@@ -1,4 +1,5 @@
 """MFParallelLlama2Helper: a MindFormers YAML (`predict_llama2_7b.yaml` format) -> the portable ParallelLlama."""
+import contextlib
 import difflib
 import logging
 import os
@@ -141,10 +142,9 @@ class MFParallelLlama2Helper(NetworkHelper):
         them, or replaces their cells, next; a checkpoint loaded here is always loaded so.
         """
         checkpoint = self.config.get("load_checkpoint")
-        if defer_weights or (load_checkpoint and checkpoint):
-            with no_init_parameters():  # no random weights to allocate, fill and then replace
-                network = ParallelLlamaForCausalLM(self.args)
-        else:
+        # deferred: no random weights to allocate, fill and then replace
+        deferred = defer_weights or (load_checkpoint and checkpoint)
+        with no_init_parameters() if deferred else contextlib.nullcontext():
             network = ParallelLlamaForCausalLM(self.args)
         if load_checkpoint and checkpoint:
             load_checkpoint_into(network, checkpoint)
