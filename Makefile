@@ -54,7 +54,7 @@ test: setup-test  ## the test suite (on STACK)
 squad: convert  ## main job: SmolLM2 float vs seed A8W8+C8 vs the best automatic setting, deployed in GRAPH_MODE
 	$(VENV)/bin/mindspore-ptq bench --squad_dir $(SQUAD_DIR) --approaches $(APPROACHES) --float_rows fp32 \
 		--n_samples $(N_SAMPLES) --ppl_windows $(PPL_WINDOWS) --calib_samples $(CALIB_SAMPLES) \
-		--output_dir outputs/squad --overwrite
+		--skip_float_forward --output_dir outputs/squad --overwrite
 
 squad-float: convert  ## float SmolLM2 only on SQuAD v1.1 (F1/EM on N_SAMPLES dev questions, perplexity)
 	$(PY) example/ptq/eval_squad.py --dataset_path $(SQUAD_DIR)/dev-v1.1.json --n_samples $(N_SAMPLES) \

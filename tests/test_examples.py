@@ -143,5 +143,6 @@ def test_bench_writes_results_tables_and_plots(tiny_yaml, tmp_path):
     assert sorted(p.name for p in (tmp_path / "a8w8c8").iterdir() if p.suffix in (".json", ".log")) == \
         ["a8w8c8.json", "a8w8c8.report.json", "perplexity.json", "perplexity.log", "quantize.log",
          "squad.json", "squad.log"]
+    assert (tmp_path / "fp32" / "reference_logits" / "logits.npy").is_file()  # the quantized rows' KL reference
     for plot in ("accuracy_vs_size.png", "layer_errors.png"):
         assert (tmp_path / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -14,7 +14,7 @@ import numpy as np
 import mindspore as ms
 
 from mindspore_ptq.app.cli.common import parse_window_script
-from mindspore_ptq.evaluation import context_windows, evaluate_perplexity, perplexity_window
+from mindspore_ptq.evaluation import NetworkReference, context_windows, evaluate_perplexity, perplexity_window
 from mindspore_ptq.app.workflow import load_network
 from network_helpers import MFParallelLlama2Helper
 from ms_infra.files import write_json_atomic
@@ -54,7 +54,7 @@ def main(argv=None):
                   for window in windows]
     layers = [dict(layer=rows[0]["layer"], own=float(np.mean([r["own"] for r in rows])),
                    carried=float(np.mean([r["carried"] for r in rows]))) for rows in zip(*per_window)]
-    agreement = evaluate_perplexity(quant_network, windows, reference=float_network)
+    agreement = evaluate_perplexity(quant_network, windows, reference=NetworkReference(float_network))
     kl, top1 = agreement["kl"], agreement["top1"] / 100
     result = dict(checkpoint=args.load_checkpoint, windows=len(windows), layers=layers, kl=kl, top1=top1)
     print("| layer | own error | carried error |\n| --- | --- | --- |")

@@ -19,10 +19,11 @@ from .. import quant_functions as qf
 from ..cells.tree import get_cell
 from ..kinds.linear import round_to_nearest
 from ..lifecycle import Step
-from .smooth_quant import SEARCH_ROWS, float_output, fold_into_output, scale_weight
+from .smooth_quant import even_rows, float_output, fold_into_output, scale_weight
 
 GRID = tuple(np.linspace(0.0, 1.0, 21))
 CLIP_GRID = tuple(np.linspace(1.0, 0.5, 11))
+SEARCH_ROWS = 2048  # calibration tokens (evenly spaced) on which each group's candidate exponents are compared
 CLIP_ROWS = 512  # calibration tokens (evenly spaced) on which each (row, group)'s clipping is chosen
 
 
@@ -36,10 +37,6 @@ def relative_error(wrapper, rows, factors, reference):
     scaled = wrapper.float_cell.weight.asnumpy().astype(np.float32) * factors[None, :]
     out = (rows / factors) @ dequantized(*round_to_nearest(wrapper, scaled)).T
     return float(((out - reference) ** 2).sum() / max(float((reference ** 2).sum()), 1e-30))
-
-
-def even_rows(rows, count):
-    return rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), count)).astype(int))]
 
 
 def clip_ratios(weight, rows, bits, group_size):

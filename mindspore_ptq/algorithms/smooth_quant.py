@@ -38,7 +38,12 @@ def fold_into_output(cell, divisor):
     weight.set_data(Tensor(values, weight.dtype))
 
 
-SEARCH_ROWS = 2048  # calibration tokens (evenly spaced) on which candidate alphas are compared
+SEARCH_ROWS = 512  # calibration tokens (evenly spaced) on which candidate alphas are compared
+
+
+def even_rows(rows, count):
+    """At most `count` of `rows`, evenly spaced, first and last included."""
+    return rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), count)).astype(int))]
 
 
 def simulated_error(wrapper, rows, divisor, reference):
@@ -96,8 +101,7 @@ class SmoothQuant(Step):
         relative output error of the group's activation-quantized linears."""
         if len(self.candidates) == 1:
             return self.alpha, self._factors(quantized[0].wrapper, linears, self.alpha), None
-        rows = quantized[0].wrapper.sample.rows
-        rows = rows[np.unique(np.linspace(0, len(rows) - 1, min(len(rows), SEARCH_ROWS)).astype(int))]
+        rows = even_rows(quantized[0].wrapper.sample.rows, SEARCH_ROWS)
         references = [float_output(cell.wrapper, rows) for cell in quantized]
         errors = {}
         for alpha in self.candidates:

@@ -2,10 +2,10 @@
 import time
 
 import numpy as np
-import mindspore as ms
 
 from ..divergence import kl_divergence_sum, log_softmax
 from ..log import progress
+from .reference import next_token_logits
 
 WINDOW_TOKENS = 512  # the perplexity protocol's window length
 
@@ -21,22 +21,22 @@ def perplexity_window(seq_length, requested=None):
     return requested
 
 
-def _next_token_logp(network, window):
-    return log_softmax(network(ms.Tensor(window[None], ms.int32)).asnumpy()[0, :-1])
-
-
-def evaluate_perplexity(network, windows, reference=None):
-    """PPL = exp(mean next-token NLL) over all windows; with `reference` (a network), also the mean
-    KL(reference || network) of next-token distributions and the top-1 agreement in percent."""
+def evaluate_perplexity(network, windows, reference=None, record=None):
+    """PPL = exp(mean next-token NLL) over all windows; with `reference` (a NetworkReference or StoredReference),
+    also the mean KL(reference || network) of next-token distributions and the top-1 agreement in percent.
+    `record(index, logits)`, if given, receives the network's logits of each window (`logits_writer`)."""
     nll = kl = 0.0
     agree = count = 0
     start = time.perf_counter()
-    for window in progress(windows, desc="perplexity", unit="window"):
-        logp, targets = _next_token_logp(network, window), window[1:]
+    for index, window in enumerate(progress(windows, desc="perplexity", unit="window")):
+        logits, targets = next_token_logits(network, window), window[1:]
+        if record is not None:
+            record(index, logits)
+        logp = log_softmax(logits)
         nll -= logp[np.arange(len(targets)), targets].sum()
         count += len(targets)
         if reference is not None:
-            ref_logp = _next_token_logp(reference, window)
+            ref_logp = log_softmax(reference.logits(index, window))
             kl += kl_divergence_sum(ref_logp, logp)
             agree += int((ref_logp.argmax(-1) == logp.argmax(-1)).sum())
     result = {"ppl": float(np.exp(nll / count)), "tokens": count, "seconds": time.perf_counter() - start}

@@ -28,6 +28,8 @@ from ..reports import report_path_for
 from ..workflow import check_float_checkpoint
 from .common import DEFAULT_SQUAD_DIR, POSITIVE, add_config_argument, count
 
+REFERENCE_LOGITS = "reference_logits"  # the fp32 row's logits on the perplexity windows (a folder)
+
 
 def add_arguments(parser):
     add_config_argument(parser)
@@ -45,6 +47,9 @@ def add_arguments(parser):
                         help="plain-text windows of the train contexts added to the calibration samples")
     parser.add_argument("--speed_prompt_tokens", type=POSITIVE, default=200, help="prompt length for the speed figures")
     parser.add_argument("--speed_new_tokens", type=POSITIVE, default=128, help="generated tokens for decode tokens/s")
+    parser.add_argument("--skip_float_forward", action="store_true",
+                        help="do not time a float forward pass over each calibration set (the yardstick of the "
+                             "'x float fwd' column; it costs about a third of a calibration)")
     parser.add_argument("--reuse", action="store_true", help="keep results already in output_dir (resume a run)")
     parser.add_argument("--overwrite", action="store_true", help="redo and replace results already in output_dir")
     parser.add_argument("--output_dir", default="outputs/bench")
@@ -76,25 +81,29 @@ def _quantize(args, name, directory):
     command = _command("quantize", "--config", args.config, "--approach", name, "--n_samples", args.calib_samples,
                        "--dataset_path", f"{args.squad_dir}/train-v1.1.json", "--output_dir", directory,
                        "--text_windows", args.calib_text_windows)
-    if approach_config(name).needs_calibration_data:
+    if approach_config(name).needs_calibration_data and not args.skip_float_forward:
         command.append("--time_float_forward")
     return _step(command, checkpoint.with_suffix(".json"), directory / "quantize.log", args)
 
 
-def _evaluate(args, row, directory, reference):
+def _evaluate(args, row, directory, reference_logits):
     """Two GRAPH_MODE processes (MindSpore keeps every compiled graph until its process ends): SQuAD, then speed,
-    which share the batch-1 prefill-chunk and decode graphs; then perplexity/KL, whose full-window graph and
-    reference network would otherwise stay beside them."""
+    which share the batch-1 prefill-chunk and decode graphs; then perplexity/KL, whose full-window graph would
+    otherwise stay beside them. fp32 (`reference_logits` None) stores its logits on the windows, and every other
+    row's KL/top-1 reads them back instead of rebuilding the fp32 network."""
     common = _command("eval", "--config", args.config, "--load_checkpoint", row["checkpoint"], "--dataset_path",
                       f"{args.squad_dir}/dev-v1.1.json", "--batch_size", 1)
     squad = _step(common + ["--n_samples", args.n_samples, "--ppl_windows", 0, "--speed_prompt_tokens",
                             args.speed_prompt_tokens, "--speed_new_tokens", args.speed_new_tokens, "--output",
                             directory / "squad.json"], directory / "squad.json", directory / "squad.log", args,
                   needs=("squad", "speed"))
-    extra = [] if reference is None else ["--reference_checkpoint", reference]
+    if reference_logits is None:
+        extra, needs = ["--save_logits", directory / REFERENCE_LOGITS], ("perplexity", "saved_logits")
+    else:
+        extra, needs = ["--reference_logits", reference_logits], ("perplexity",)
     perplexity = _step(common + ["--n_samples", 0, "--ppl_windows", args.ppl_windows, "--output",
                                  directory / "perplexity.json"] + extra,
-                       directory / "perplexity.json", directory / "perplexity.log", args, needs=("perplexity",))
+                       directory / "perplexity.json", directory / "perplexity.log", args, needs=needs)
     row["squad"] = {k: v for k, v in squad["squad"].items() if k != "predictions"}
     row.update(perplexity=perplexity["perplexity"], speed=squad["speed"], memory_mb=squad["memory_mb"],
                eval_peak_rss_mb=squad["peak_rss_mb"])
@@ -126,7 +135,7 @@ def run(args):
         (output_dir / name).mkdir(parents=True, exist_ok=True)
         row = rows[name] = floats.get(name) or _quantize(args, name, output_dir / name)
         row["size_mb"] = checkpoint_size_mb(row["checkpoint"])
-        _evaluate(args, row, output_dir / name, None if name == "fp32" else fp32_checkpoint)
+        _evaluate(args, row, output_dir / name, None if name == "fp32" else output_dir / "fp32" / REFERENCE_LOGITS)
         logger.info("%s: F1 %.2f, PPL %.3f, decode %.1f tokens/s", name, row["squad"]["f1"],
                     row["perplexity"]["ppl"], row["speed"]["decode_tokens_per_s"])
     # Results: JSON, Markdown tables and plots.

@@ -6,6 +6,9 @@ mode from the PTQ config beside it.
 
     mindspore-ptq eval --load_checkpoint outputs/a8w8c8/a8w8c8.ckpt --n_samples 200 --ppl_windows 64
 """
+import contextlib
+from pathlib import Path
+
 import mindspore as ms
 
 from network_helpers import MFParallelLlama2Helper
@@ -13,7 +16,8 @@ from ms_infra.files import check_inputs, check_outputs, write_json_atomic
 from ms_infra.parallel import tp_rank_and_size
 
 from ...datasets import load_squad
-from ...evaluation import context_windows, evaluate_perplexity, evaluate_squad, perplexity_window
+from ...evaluation import (NetworkReference, StoredReference, check_logits_folder, context_windows,
+                           evaluate_perplexity, evaluate_squad, logits_writer, perplexity_window)
 from ...evaluation.resources import parameter_memory_mb, peak_rss_mb
 from ...evaluation.speed import generation_speed
 from ..workflow import load_network
@@ -38,6 +42,12 @@ def add_arguments(parser):
     add_window_length_argument(parser, "--ppl_window_length")
     parser.add_argument("--reference_checkpoint", default=None,
                         help="float checkpoint to compare against (KL divergence and top-1 agreement)")
+    parser.add_argument("--reference_logits", default=None,
+                        help="compare against the logits an earlier run stored with --save_logits (same windows), "
+                             "instead of building a reference network")
+    parser.add_argument("--save_logits", default=None,
+                        help="store this network's logits on the perplexity windows in this folder, as a later "
+                             "run's --reference_logits (about 100 MB per 512-token window of SmolLM2)")
     parser.add_argument("--speed_prompt_tokens", type=count(0, "skips the speed figure"), default=0,
                         help="time generation at batch 1 from the first dev passage cut to this many tokens")
     parser.add_argument("--speed_new_tokens", type=POSITIVE, default=128, help="tokens generated for the speed figure")
@@ -46,7 +56,7 @@ def add_arguments(parser):
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
     parser.add_argument("--output", default=None,
                         help="write the results as JSON here (rewritten as each part finishes)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file or --save_logits folder")
 
 
 def _save(args, results):
@@ -66,6 +76,12 @@ def _check(args, helper):
         check_outputs([args.output], args.overwrite,
                       inputs=[args.config, *inputs.values(), args.dataset_path, args.shots_path])
     check_inputs(inputs)
+    if args.reference_logits and args.reference_checkpoint:
+        raise ValueError("--reference_checkpoint and --reference_logits both name the reference: give one")
+    if args.reference_logits:
+        check_logits_folder(args.reference_logits, "--reference_logits")
+    if args.save_logits:
+        _check_logits_output(args)
     if args.n_samples:
         check_prompt_inputs(args.dataset_path, args.template, args.shots_path)
     elif args.ppl_windows or args.speed_prompt_tokens:
@@ -75,6 +91,27 @@ def _check(args, helper):
         raise ValueError(f"--speed_prompt_tokens {args.speed_prompt_tokens} + --speed_new_tokens "
                          f"{args.speed_new_tokens} exceed the model's seq_length {seq_length}")
     return perplexity_window(seq_length, args.ppl_window_length) if args.ppl_windows else None
+
+
+def _check_logits_output(args):
+    """--save_logits: a folder it may write (not the one read as --reference_logits, an existing one only with
+    --overwrite), and perplexity windows to store."""
+    folder = Path(args.save_logits)
+    if not args.ppl_windows:
+        raise ValueError("--save_logits stores the logits of the perplexity windows, but --ppl_windows is 0")
+    if args.reference_logits and folder.resolve() == Path(args.reference_logits).resolve():
+        raise ValueError(f"--save_logits {folder} is also --reference_logits; choose another folder")
+    if folder.exists() and not folder.is_dir():
+        raise NotADirectoryError(f"--save_logits {folder} is a file; name a folder")
+    if folder.exists() and not args.overwrite:
+        raise FileExistsError(f"--save_logits {folder} exists; pass --overwrite to replace it")
+    check_outputs([folder / "logits.npy"], overwrite=True)  # its parent must be writable
+
+
+def _reference(args, helper, windows):
+    if args.reference_logits:
+        return StoredReference(args.reference_logits, windows)
+    return NetworkReference(load_network(helper, args.reference_checkpoint)) if args.reference_checkpoint else None
 
 
 def run(args):
@@ -103,8 +140,13 @@ def run(args):
     # 3. Perplexity, and KL / top-1 against the reference network.
     if args.ppl_windows:
         windows = context_windows(args.dataset_path, tokenizer, window, args.ppl_windows)
-        reference = load_network(helper, args.reference_checkpoint) if args.reference_checkpoint else None
-        ppl = evaluate_perplexity(network, windows, reference)
+        reference = _reference(args, helper, windows)
+        storing = logits_writer(args.save_logits, windows) if args.save_logits and tp_rank_and_size()[0] == 0 \
+            else contextlib.nullcontext()
+        with storing as record:
+            ppl = evaluate_perplexity(network, windows, reference, record)
+        if args.save_logits:
+            results["saved_logits"] = args.save_logits
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
         print(f"Perplexity ({len(windows)}x{window} windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
         results["perplexity"] = ppl

@@ -29,3 +29,16 @@ def test_reuse_redoes_a_step_that_left_only_its_first_part(tmp_path):
 
 def test_without_reuse_the_step_runs(tmp_path):
     assert step(tmp_path, reuse=False) == {"squad": 1, "speed": 2, "overwrite": False}
+
+
+def test_skip_float_forward_drops_only_the_yardstick_pass(monkeypatch, tmp_path):
+    from mindspore_ptq.app.cli import bench
+    commands = []
+    monkeypatch.setattr(bench, "_step", lambda command, *rest, **kwargs: commands.append(command))
+    for skip in (False, True):
+        args = SimpleNamespace(config="c.yaml", calib_samples=2, squad_dir="sq", calib_text_windows=0,
+                               skip_float_forward=skip)
+        bench._quantize(args, "a8w8c8", tmp_path)
+    with_yardstick, without = commands
+    assert "--time_float_forward" in with_yardstick and "--time_float_forward" not in without
+    assert [part for part in with_yardstick if part != "--time_float_forward"] == without
