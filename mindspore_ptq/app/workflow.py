@@ -96,12 +96,14 @@ def output_files(checkpoint):
     return files + [Path(checkpoint)]
 
 
-def deploy_config_for(checkpoint, config=None):
-    """DEPLOY config for a checkpoint: `config` if given, else the PTQ config saved beside it, else None."""
+def deploy_config_for(checkpoint, config=None, backend=None):
+    """DEPLOY config for a checkpoint: `config` if given, else the PTQ config saved beside it, else None; with
+    `backend` (a BackendTarget value) in place of the saved one."""
+    overrides = dict(mode=PTQMode.DEPLOY.value, **({"backend": backend} if backend else {}))
     if config is not None:
-        return PTQConfig.from_dict(config.quantization_fields(), mode=PTQMode.DEPLOY.value)
+        return PTQConfig.from_dict(config.quantization_fields(), **overrides)
     if checkpoint and config_path_for(checkpoint).is_file():
-        return PTQConfig.load(config_path_for(checkpoint), mode=PTQMode.DEPLOY.value)
+        return PTQConfig.load(config_path_for(checkpoint), **overrides)
     return None
 
 
@@ -125,17 +127,21 @@ def _load_float(network, checkpoint):
     load_checkpoint_into(network, checkpoint, stored=stored)
 
 
-def load_network(helper, checkpoint=None, config=None):
+def load_network(helper, checkpoint=None, config=None, backend=None):
     """The network of `checkpoint` (default: the YAML's load_checkpoint): float, or the quantized structure
-    rebuilt in DEPLOY mode (from `config`, else the PTQ config beside the checkpoint) before it is loaded."""
+    rebuilt in DEPLOY mode (from `config`, else the PTQ config beside the checkpoint; its kernels from `backend`,
+    else the config's) before it is loaded."""
     checkpoint = checkpoint or helper.config.get("load_checkpoint")
     if not checkpoint:
         if config is not None:
             raise ValueError(f"a quantized network ({config.name}) needs its checkpoint; none was given")
         return helper.create_network()  # random weights; the helper warns
-    deploy = deploy_config_for(checkpoint, config)
+    deploy = deploy_config_for(checkpoint, config, backend)
     network = helper.create_network(load_checkpoint=False, defer_weights=True)
     if deploy is None:
+        if backend:
+            raise ValueError(f"a backend ({backend}) chooses a quantized network's kernels, but {checkpoint} is a "
+                             "float checkpoint (no PTQ config beside it)")
         _load_float(network, checkpoint)
         return network
     ptq = PTQ(deploy)

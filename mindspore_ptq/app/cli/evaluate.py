@@ -15,6 +15,7 @@ from network_helpers import MFParallelLlama2Helper
 from ms_infra.files import check_inputs, check_outputs, write_json_atomic
 from ms_infra.parallel import tp_rank_and_size
 
+from ...config import BackendTarget
 from ...datasets import load_squad
 from ...evaluation import (NetworkReference, StoredReference, check_logits_folder, context_windows,
                            evaluate_perplexity, evaluate_squad, logits_writer, perplexity_window)
@@ -53,6 +54,9 @@ def add_arguments(parser):
     parser.add_argument("--speed_new_tokens", type=POSITIVE, default=128, help="tokens generated for the speed figure")
     parser.add_argument("--batch_size", type=POSITIVE, default=None,
                         help="prompts generated together (default: YAML's)")
+    parser.add_argument("--backend", choices=[target.value for target in BackendTarget], default=None,
+                        help="kernels of a quantized checkpoint's deployed cells, in place of its PTQ config's "
+                             "(portable: MindSpore's own ops, the reference path)")
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
     parser.add_argument("--output", default=None,
                         help="write the results as JSON here (rewritten as each part finishes)")
@@ -124,7 +128,7 @@ def run(args):
     helper.set_context(ms.PYNATIVE_MODE if args.pynative else ms.GRAPH_MODE)
     tokenizer = helper.create_tokenizer()
     # A quantized checkpoint is loaded into the int8 structure rebuilt in DEPLOY mode.
-    network = load_network(helper, args.load_checkpoint, approach)
+    network = load_network(helper, args.load_checkpoint, approach, args.backend)
     results = {"config": args.config, "checkpoint": args.load_checkpoint or helper.config.load_checkpoint,
                "memory_mb": parameter_memory_mb(network)}
     # 2. SQuAD F1/EM by greedy generation.

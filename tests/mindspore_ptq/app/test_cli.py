@@ -125,6 +125,25 @@ def test_perplexity_windows_follow_a_short_seq_length(capsys, tiny_cli_model, tm
     assert json.loads((tmp_path / "ppl.json").read_text())["perplexity"]["tokens"] == 255
 
 
+@needs_squad
+def test_kernels_and_portable_ops_give_the_same_kl_against_stored_fp32_logits(capsys, tiny_cli_model, a16w8,
+                                                                             tmp_path):
+    common = ["eval", "--config", tiny_cli_model["yaml"], "--n_samples", 0, "--ppl_windows", 2, "--dataset_path",
+              DEV, "--log_level", "WARNING"]
+    assert run(capsys, *common, "--save_logits", tmp_path / "fp32")[0] == 0
+    results = {}
+    for backend in ("none", "portable"):
+        output = tmp_path / f"{backend}.json"
+        assert run(capsys, *common, "--load_checkpoint", a16w8, "--backend", backend, "--reference_logits",
+                   tmp_path / "fp32", "--output", output)[0] == 0
+        results[backend] = json.loads(output.read_text())["perplexity"]
+    assert results["none"]["kl"] > 0
+    assert results["none"]["kl"] == pytest.approx(results["portable"]["kl"], rel=1e-3)
+    assert results["none"]["top1"] == pytest.approx(results["portable"]["top1"], abs=0.5)
+    status, err = run(capsys, *common, "--backend", "portable")  # the float checkpoint has no kernels to choose
+    assert status == 2 and "is a float checkpoint (no PTQ config beside it)" in err, err
+
+
 def test_a_blacklist_entry_that_matches_no_cell_stops_quantize_naming_it(capsys, tiny_cli_model, tmp_path):
     status, err = run(capsys, "quantize", "--config", tiny_cli_model["yaml"], "--approach", "a16w8", "-b", "w22",
                       "lm_head", "--output_dir", tmp_path / "out")
