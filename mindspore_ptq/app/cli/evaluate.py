@@ -60,7 +60,8 @@ def add_arguments(parser):
     parser.add_argument("--pynative", action="store_true", help="run in PyNative instead of GRAPH_MODE")
     parser.add_argument("--output", default=None,
                         help="write the results as JSON here (rewritten as each part finishes)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file or --save_logits folder")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing --output file or --save_logits folder")
 
 
 def _save(args, results):

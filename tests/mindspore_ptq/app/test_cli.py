@@ -216,7 +216,8 @@ def careless_inputs(model, a16w8, tmp):
         "save-logits-exists": (eval_ + ["--save_logits", tmp / "folder"],
                                f"--save_logits {tmp / 'folder'} exists; pass --overwrite"),
         "save-logits-is-a-file": (eval_ + ["--save_logits", tmp / "plain.txt"], "is a file; name a folder"),
-        "save-logits-no-windows": (eval_[:5] + ["--ppl_windows", 0, "--save_logits", tmp / "logits"], "--ppl_windows is 0"),
+        "save-logits-no-windows": (eval_[:5] + ["--ppl_windows", 0, "--save_logits", tmp / "logits"],
+                                   "--ppl_windows is 0"),
         "output-is-the-checkpoint": (eval_ + ["--load_checkpoint", checkpoint, "--output", checkpoint],
                                      "is also an input of this command"),
         "output-is-a-folder": (eval_ + ["--output", tmp / "folder"], f"output {tmp / 'folder'} is a directory"),
@@ -239,7 +240,8 @@ CASES = ["config-missing", "config-folder", "config-syntax", "config-list", "sou
          "calibration-missing", "calibration-folder", "calibration-not-squad", "template", "output-dir-is-a-file",
          "checkpoint-missing", "checkpoint-folder", "checkpoint-not-a-checkpoint", "float-checkpoint-as-quantized",
          "reference-missing", "reference-logits-missing", "reference-logits-and-checkpoint", "save-logits-exists",
-         "save-logits-is-a-file", "save-logits-no-windows", "output-is-the-checkpoint", "output-is-a-folder", "output-under-a-file",
+         "save-logits-is-a-file", "save-logits-no-windows", "output-is-the-checkpoint", "output-is-a-folder",
+         "output-under-a-file",
          "eval-data-missing", "speed-past-seq-length", "approach-flags", "approach-empty", "bench-squad-dir",
          "bench-reuse-overwrite", "merge-manifest-folder"]
 
