@@ -41,6 +41,9 @@ def add_arguments(parser):
                         help="round calibrated activation and KV-cache ranges outward to this many significant bits "
                              "(N: at most 2^(1-N) wider); with the two options above and 5 bits, a tensor-parallel "
                              "run gave the single-process checkpoint bit for bit")
+    parser.add_argument("--gptq_damp_percent", type=float, default=None,
+                        help="GPTQ's damping as a fraction of the mean Hessian diagonal (the approach's: 0.01); "
+                             "only for an approach with GPTQ")
     parser.add_argument("--dataset_type", "-t", default="squad1.1", type=str.lower, choices=sorted(DATASETS),
                         help="calibration data set")
     parser.add_argument("--dataset_path", "-s", default=f"{DEFAULT_SQUAD_DIR}/train-v1.1.json",
@@ -68,7 +71,11 @@ def run(args):
         overrides["smooth_power_of_two"] = True
     if args.range_mantissa_bits is not None:
         overrides["range_mantissa_bits"] = args.range_mantissa_bits
+    if args.gptq_damp_percent is not None:
+        overrides["gptq_damp_percent"] = args.gptq_damp_percent
     name, config = resolve_approach(args, **overrides)
+    if args.gptq_damp_percent is not None and not config.recovery.gptq:
+        raise ValueError(f"--gptq_damp_percent applies to an approach with GPTQ; {name} rounds to nearest")
     source = helper.config.get("load_checkpoint") or None  # none: random weights (the helper warns)
     check_inputs({f"{args.config}: load_checkpoint": source})
     check_float_checkpoint(source, f"{args.config}: load_checkpoint")

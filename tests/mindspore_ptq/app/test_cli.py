@@ -227,6 +227,11 @@ def careless_inputs(model, a16w8, tmp):
                                   "exceed the model's seq_length 2048"),
         "approach-flags": (["quantize", "--config", config, "--approach", "a8w8", "-w", "int8"],
                            "apply only with --approach ptq"),
+        "gptq-damping-without-gptq": (["quantize", "--config", config, "--approach", "a16w8", "--gptq_damp_percent",
+                                       0.1, "--output_dir", tmp / "out"], "applies to an approach with GPTQ"),
+        "gptq-damping-out-of-range": (["quantize", "--config", config, "--approach", "a16w4_gptq_g64",
+                                       "--gptq_damp_percent", 2, "--output_dir", tmp / "out"],
+                                      "gptq_damp_percent must be in (0, 1), got 2"),
         "approach-empty": (["quantize", "--config", config, "--approach", "ptq"], "PTQConfig quantizes nothing"),
         "bench-squad-dir": (["bench", "--config", config, "--squad_dir", tmp / "folder", "--fp16_checkpoint",
                              model["fp16"], "--output_dir", tmp / "bench"],
@@ -242,7 +247,8 @@ CASES = ["config-missing", "config-folder", "config-syntax", "config-list", "sou
          "reference-missing", "reference-logits-missing", "reference-logits-and-checkpoint", "save-logits-exists",
          "save-logits-is-a-file", "save-logits-no-windows", "output-is-the-checkpoint", "output-is-a-folder",
          "output-under-a-file",
-         "eval-data-missing", "speed-past-seq-length", "approach-flags", "approach-empty", "bench-squad-dir",
+         "eval-data-missing", "speed-past-seq-length", "approach-flags", "gptq-damping-without-gptq",
+         "gptq-damping-out-of-range", "approach-empty", "bench-squad-dir",
          "bench-reuse-overwrite", "merge-manifest-folder"]
 
 
