@@ -59,11 +59,12 @@ def _command(name, *args):
     return [sys.executable, "-m", "mindspore_ptq.app.cli", name, *args]
 
 
-def _step(command, output, log, args, needs=()):
+def _step(command, output, log, args, needs=(), files=()):
     """Run one step in its own process unless --reuse and its output exists with every key in `needs` (a step
-    that died part-way left only its finished parts); its stdout goes to `log`."""
+    that died part-way left only its finished parts) and every path in `files` exists; its stdout goes to `log`."""
     command = [str(part) for part in command] + (["--overwrite"] if args.overwrite else [])
-    done = args.reuse and Path(output).is_file() and all(key in json.loads(Path(output).read_text()) for key in needs)
+    done = args.reuse and Path(output).is_file() and all(key in json.loads(Path(output).read_text()) for key in needs) \
+        and all(Path(path).exists() for path in files)
     if not done:
         if Path(output).is_file() and args.reuse:
             command.append("--overwrite")  # resume: redo the step that did not finish
@@ -97,13 +98,12 @@ def _evaluate(args, row, directory, reference_logits):
                             args.speed_prompt_tokens, "--speed_new_tokens", args.speed_new_tokens, "--output",
                             directory / "squad.json"], directory / "squad.json", directory / "squad.log", args,
                   needs=("squad", "speed"))
-    if reference_logits is None:
-        extra, needs = ["--save_logits", directory / REFERENCE_LOGITS], ("perplexity", "saved_logits")
-    else:
-        extra, needs = ["--reference_logits", reference_logits], ("perplexity",)
+    stored = directory / REFERENCE_LOGITS if reference_logits is None else None
+    extra = ["--save_logits", stored] if stored else ["--reference_logits", reference_logits]
     perplexity = _step(common + ["--n_samples", 0, "--ppl_windows", args.ppl_windows, "--output",
                                  directory / "perplexity.json"] + extra,
-                       directory / "perplexity.json", directory / "perplexity.log", args, needs=needs)
+                       directory / "perplexity.json", directory / "perplexity.log", args, needs=("perplexity",),
+                       files=[stored] if stored else [])
     row["squad"] = {k: v for k, v in squad["squad"].items() if k != "predictions"}
     row.update(perplexity=perplexity["perplexity"], speed=squad["speed"], memory_mb=squad["memory_mb"],
                eval_peak_rss_mb=squad["peak_rss_mb"])

@@ -42,3 +42,13 @@ def test_skip_float_forward_drops_only_the_yardstick_pass(monkeypatch, tmp_path)
     with_yardstick, without = commands
     assert "--time_float_forward" in with_yardstick and "--time_float_forward" not in without
     assert [part for part in with_yardstick if part != "--time_float_forward"] == without
+
+
+def test_reuse_redoes_a_step_whose_stored_files_are_gone(tmp_path):
+    (tmp_path / "squad.json").write_text(json.dumps({"squad": "kept", "speed": "kept"}))
+    output, args = tmp_path / "squad.json", SimpleNamespace(reuse=True, overwrite=False)
+    command = [sys.executable, "-c", WRITER, output]
+    (tmp_path / "logits").mkdir()
+    assert _step(command, output, tmp_path / "squad.log", args, files=[tmp_path / "logits"])["squad"] == "kept"
+    (tmp_path / "logits").rmdir()  # e.g. the fp32 row's stored logits deleted to free disk
+    assert _step(command, output, tmp_path / "squad.log", args, files=[tmp_path / "logits"])["overwrite"] is True
