@@ -150,8 +150,6 @@ def run(args):
             else contextlib.nullcontext()
         with storing as record:
             ppl = evaluate_perplexity(network, windows, reference, record)
-        if args.save_logits:
-            results["saved_logits"] = args.save_logits
         extra = f"  KL {ppl['kl']:.5f}  top-1 {ppl['top1']:.2f}%" if reference is not None else ""
         print(f"Perplexity ({len(windows)}x{window} windows): {ppl['ppl']:.3f}{extra}  {ppl['seconds']:.0f} s")
         results["perplexity"] = ppl
